@@ -1,0 +1,69 @@
+"""The evidence lower bound (SRNN eq. 6/8) over the state-space step interface.
+
+    ELBO = sum_t E_q[ log p(x_t | z_t, ...) ] - KL( q(z_t | ...) || p(z_t | ...) )
+
+with one sample of z_1:T from q (reparameterised) and the KL in closed form per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.distributions import Normal, kl_divergence
+
+from srnn.models.base import Batch, StateSpaceModel
+
+
+@dataclass
+class ElboTerms:
+    """Per-step terms, un-reduced (B, T) and already multiplied by the mask."""
+
+    recon: Tensor  # log p(x_t | z_t, ...)
+    kl: Tensor  # KL(q(z_t | ...) || p(z_t | ...))
+    mask: Tensor
+    carry: Any = None  # state for the next window of the same streams
+
+    def elbo(self, kl_weight: float = 1.0) -> Tensor:
+        """Per-step (B, T) ELBO with the KL term scaled by ``kl_weight`` (annealing)."""
+        return self.recon - kl_weight * self.kl
+
+    def per_step(self, kl_weight: float = 1.0) -> Tensor:
+        """Mean ELBO per unpadded step over the batch (scalar), the training objective."""
+        return self.elbo(kl_weight).sum() / self.mask.sum()
+
+
+def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
+                     generator: torch.Generator | None = None):
+    """Run the z-recursion drawing z_t ~ q; return stacked (z, q_loc, q_scale, p_loc, p_scale)."""
+    zs, ql, qs, pl, ps = [], [], [], [], []
+    eps = None
+    for t in range(T):
+        prm = model.step(state, t, pre)
+        if eps is None:  # all noise at once, shaped like the first step's parameters
+            eps = torch.randn((T, *prm.q_loc.shape), generator=generator,
+                              device=prm.q_loc.device, dtype=prm.q_loc.dtype)
+        z = prm.q_loc + prm.q_scale * eps[t]
+        state = model.next_state(state, z, t, pre)
+        zs.append(z)
+        ql.append(prm.q_loc)
+        qs.append(prm.q_scale)
+        pl.append(prm.p_loc)
+        ps.append(prm.p_scale)
+    stack = [torch.stack(v, dim=1) for v in (zs, ql, qs, pl, ps)]
+    return (*stack, state)
+
+
+def elbo_terms(model: StateSpaceModel, batch: Batch, carry: Any = None,
+               generator: torch.Generator | None = None) -> ElboTerms:
+    """One-sample ELBO terms for a padded batch; ``carry`` continues streams (truncated BPTT)."""
+    pre = model.precompute(batch, carry)
+    state = model.init_state(pre, carry)
+    T = batch.x.shape[1]
+    z, q_loc, q_scale, p_loc, p_scale, state = sample_posterior(model, pre, state, T, generator)
+    kl = kl_divergence(Normal(q_loc, q_scale), Normal(p_loc, p_scale)).sum(-1)  # analytic
+    recon = model.emission_log_prob(z, pre)
+    m = batch.mask.to(recon.dtype)
+    return ElboTerms(recon=recon * m, kl=kl * m, mask=m, carry=model.final_carry(state, pre))

@@ -1,0 +1,62 @@
+"""Data sets by name: the canonical music sets, the Fraccaro files and the embedded Bach set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from srnn.data.music import CANONICAL, FRACCARO, fraccaro_file, load_canonical_npz, load_fraccaro
+from srnn.data.sequences import SequenceDataset, Split, shift_inputs
+from srnn.errors import DataError
+from srnn.paths import DATA_ENV, data_dir
+
+DEFAULT_DATASET = "bach"
+DATASETS = ("bach", *CANONICAL, *FRACCARO)
+
+__all__ = ["DATASETS", "DEFAULT_DATASET", "SequenceDataset", "Split", "available",
+           "dataset_path", "load_dataset", "shift_inputs"]
+
+
+def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """The file a named data set is read from."""
+    root = data_dir(root)
+    if name in CANONICAL:
+        return root / CANONICAL[name][0]
+    if name in FRACCARO:
+        return root / fraccaro_file(name)
+    if name == "bach":
+        from srnn.data.bach import bach_path
+
+        return bach_path()
+    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def load_dataset(name: str = DEFAULT_DATASET,
+                 root: str | os.PathLike[str] | None = None) -> SequenceDataset:
+    """Load a data set by name (see :data:`DATASETS`).
+
+    ``root`` is the data directory (else ``$SRNN_DATA_DIR``, else the per-user cache).
+    The Bach set is built from the music21 corpus on first use and cached.
+    """
+    if name == "bach":
+        from srnn.data.bach import load_bach
+
+        return load_bach()
+    path = dataset_path(name, root)
+    if not path.is_file():
+        hint = (f"run 'srnn data download {name}'" if name in CANONICAL
+                else "copy the Fraccaro et al. files into <data dir>/fraccaro/")
+        raise DataError(f"data set {name!r} not found at {path}: {hint}, or point --data-dir "
+                        f"or {DATA_ENV} at a directory that holds it")
+    if name in CANONICAL:
+        return load_canonical_npz(path, name, "canonical", CANONICAL[name][1])
+    return load_fraccaro(path, name)
+
+
+def available(root: str | os.PathLike[str] | None = None) -> dict[str, Path | None]:
+    """Each known data set and the local file it would be read from (``None`` if absent)."""
+    out: dict[str, Path | None] = {}
+    for name in DATASETS:
+        p = dataset_path(name, root)
+        out[name] = p if p.is_file() else None
+    return out

@@ -1,0 +1,83 @@
+"""Padded batches with masks: training windows, stream-ordered windows, whole sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from srnn.data.sequences import Split
+from srnn.models.base import Batch
+
+
+def pad_batch(xs: list[np.ndarray], us: list[np.ndarray]) -> Batch:
+    """Zero-pad sequences to the longest; ``mask`` is 1 on real steps, 0 on padding."""
+    T = max(len(x) for x in xs)
+    D = xs[0].shape[-1]
+    x = np.zeros((len(xs), T, D), dtype=np.float32)
+    u = np.zeros_like(x)
+    mask = np.zeros((len(xs), T), dtype=np.float32)
+    for i, (xi, ui) in enumerate(zip(xs, us, strict=True)):
+        x[i, : len(xi)] = xi
+        u[i, : len(ui)] = ui
+        mask[i, : len(xi)] = 1.0
+    return Batch(torch.from_numpy(x), torch.from_numpy(u), torch.from_numpy(mask))
+
+
+def windows(split: Split, window: int, rng: np.random.Generator | None = None
+            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Cut every sequence into consecutive windows of at most ``window`` steps.
+
+    With ``rng`` the cut points start at a random offset per sequence (a different tiling each
+    epoch). Inputs are cut with their targets, so ``u`` of a window still holds ``x_{t-1}``.
+    """
+    xs, us = [], []
+    for x, u in zip(split.x, split.u, strict=True):
+        T = len(x)
+        start = int(rng.integers(0, window)) % T if (rng is not None and T > window) else 0
+        cuts = [0] + list(range(start if start else window, T, window)) + [T]
+        cuts = sorted(set(cuts))
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            xs.append(x[a:b])
+            us.append(u[a:b])
+    return xs, us
+
+
+def training_batches(split: Split, batch_size: int, window: int,
+                     rng: np.random.Generator) -> Iterator[Batch]:
+    """Shuffled batches of windows (independent sequences), lengths bucketed to cut padding."""
+    xs, us = windows(split, window, rng)
+    order = rng.permutation(len(xs))
+    # Bucket: sort a shuffled order by length in chunks of 50 batches, then shuffle the batches.
+    chunk = batch_size * 50
+    batches = []
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c : c + chunk], key=lambda i: len(xs[i]))
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    for j in rng.permutation(len(batches)):
+        idx = batches[j]
+        yield pad_batch([xs[i] for i in idx], [us[i] for i in idx])
+
+
+def stream_batches(split: Split) -> Iterator[Batch]:
+    """Stream-ordered windows in their order, ``split.streams`` per batch (truncated BPTT)."""
+    s = split.streams
+    for r in range(0, len(split), s):
+        yield pad_batch(split.x[r : r + s], split.u[r : r + s])
+
+
+def evaluation_batches(split: Split, batch_size: int,
+                       max_steps: int | None = None) -> Iterator[Batch]:
+    """Whole sequences sorted by length, ``batch_size`` at a time (fewer if that would exceed
+    ``max_steps`` padded steps per batch)."""
+    order = sorted(range(len(split)), key=lambda i: len(split.x[i]))
+    i = 0
+    while i < len(order):
+        j = i + 1
+        while j < len(order) and j - i < batch_size and (
+            max_steps is None or (j + 1 - i) * len(split.x[order[j]]) <= max_steps):
+            j += 1
+        idx = order[i:j]
+        yield pad_batch([split.x[k] for k in idx], [split.u[k] for k in idx])
+        i = j

@@ -1,0 +1,73 @@
+"""Containers for a data set: splits of sequences with targets ``x`` and inputs ``u``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def shift_inputs(x: np.ndarray) -> np.ndarray:
+    """The paper's input ``u_t = x_{t-1}`` (eq. 1), with ``u_1 = 0``."""
+    u = np.zeros_like(x)
+    u[1:] = x[:-1]
+    return u
+
+
+@dataclass
+class Split:
+    """One split: a list of sequences, each a target ``x`` (T_i, D) and an input ``u`` (T_i, D).
+
+    ``streams`` > 0 marks stream-ordered windows (the Fraccaro training files): window
+    ``r + streams`` continues window ``r``, so batches must hold ``streams`` consecutive rows
+    in order and the recurrent state may be carried from one batch to the next.
+    """
+
+    x: list[np.ndarray]
+    u: list[np.ndarray]
+    streams: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.u):
+            raise ValueError("x and u must hold the same number of sequences")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def steps(self) -> int:
+        """Number of (unpadded) time steps in the split."""
+        return int(sum(len(s) for s in self.x))
+
+    @classmethod
+    def from_targets(cls, sequences: list[np.ndarray]) -> Split:
+        """Build a split whose inputs are the targets shifted by one step."""
+        xs = [np.ascontiguousarray(s, dtype=np.float32) for s in sequences]
+        return cls(x=xs, u=[shift_inputs(s) for s in xs])
+
+    def subset(self, n: int) -> Split:
+        """The first ``n`` sequences (stream order kept)."""
+        return Split(x=self.x[:n], u=self.u[:n], streams=self.streams)
+
+
+@dataclass
+class SequenceDataset:
+    """A data set with train/valid/test splits and what its time step and values mean."""
+
+    name: str
+    train: Split
+    valid: Split
+    test: Split
+    protocol: str  # "canonical", "fraccaro", "bach", ...
+    time_step: str  # e.g. "quarter note", "0.3 s frame"
+    binary: bool = True
+    info: dict = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.train.x[0].shape[-1])
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "valid", "test"):
+            raise ValueError(f"unknown split {name!r}; expected train, valid or test")
+        return getattr(self, name)

@@ -1,0 +1,152 @@
+"""SRNN: Sequential Neural Models with Stochastic Layers (Fraccaro et al., NIPS 2016).
+
+Generative model (section 3, eq. 1-5), with u_t = x_{t-1}:
+    d_t = GRU(d_{t-1}, u_t)                                  eq. 1-2
+    p(z_t | z_{t-1}, d_t) = N(mu_p, sigma_p^2)               eq. 3
+    p(x_t | z_t, d_t)     = Bernoulli or Gaussian            eq. 4
+Inference (section 4, eq. 7-12):
+    a_t = GRU_back(a_{t+1}, [d_t, x_t])   (smoothing)        eq. 10
+    a_t = MLP([d_t, x_t])                 (filtering)
+    q(z_t | z_{t-1}, a_t) = N(mu_q, sigma_q^2)               eq. 7, 11
+    mu_q = mu_p + MLP(z_{t-1}, a_t)       (Res_q)            eq. 12
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.nn.emissions import make_emission
+from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation
+from srnn.nn.recurrent import BackwardGRU
+
+
+@dataclass
+class SRNNConfig:
+    """Sizes and options; the defaults are the paper's polyphonic-music setup (appendix A)."""
+
+    x_dim: int = 88
+    d_dim: int = 300  # forward GRU state d_t
+    z_dim: int = 100  # stochastic state z_t
+    a_dim: int = 300  # inference state a_t
+    hidden: int = 500  # units of the one hidden layer of each prior/posterior/emission MLP
+    feature_layers: int = 2  # shared feature network on x and u (0: raw x and u)
+    feature_dim: int = 500
+    smoothing: bool = True  # a_t from a backward GRU (smoothing) or an MLP (filtering)
+    res_q: bool = True  # eq. 12 residual posterior mean
+    emission: str = "bernoulli"
+    activation: str = "clipped_leaky_relu"
+    dropout: float = 0.0  # on the features and on d_t, a_t before the heads
+    min_std: float = 1e-4  # floor of every latent standard deviation
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SRNNPre:
+    """What :meth:`SRNN.precompute` computes for all steps: d, and the d/a parts of layer 1."""
+
+    x: Tensor
+    d: Tensor  # (B, T, d_dim)
+    prior_d: Tensor  # W_d d_t + b of the prior's first layer, (B, T, hidden)
+    post_a: Tensor  # W_a a_t + b of the posterior's first layer, (B, T, hidden)
+
+
+class SRNN(StateSpaceModel):
+    """The SRNN of Fraccaro et al. (2016) with the state-space step interface."""
+
+    def __init__(self, config: SRNNConfig | None = None) -> None:
+        super().__init__()
+        c = self.config = config or SRNNConfig()
+        self.z_dim = c.z_dim
+        # Shared feature extractor for x_t and u_t (appendix A.1: "we share a neural network").
+        self.features = MLP(c.x_dim, c.feature_dim, c.feature_layers, c.activation)
+        f = self.features.out_dim
+        self.drop = nn.Dropout(c.dropout)
+        self.forward_rnn = nn.GRU(f, c.d_dim, batch_first=True)  # eq. 1-2
+        if c.smoothing:  # eq. 10: a_t = g(a_{t+1}, [d_t, x_t])
+            self.backward_rnn: nn.Module = BackwardGRU(c.d_dim + f, c.a_dim)
+        else:  # filtering: a_t from [d_t, x_t] only
+            self.backward_rnn = MLP(c.d_dim + f, c.a_dim, 1, c.activation)
+        self.act = activation(c.activation)
+        # Prior p(z_t | z_{t-1}, d_t), eq. 3: hidden layer on [z_{t-1}, d_t], mu and sigma heads.
+        self.prior_in = SplitInputLinear(c.z_dim, c.d_dim, c.hidden)
+        self.prior_out = GaussianHead(c.hidden, c.z_dim, c.min_std)
+        # Posterior q(z_t | z_{t-1}, a_t), eq. 11-12.
+        self.post_in = SplitInputLinear(c.z_dim, c.a_dim, c.hidden)
+        self.post_out = GaussianHead(c.hidden, c.z_dim, c.min_std)
+        # Emission p(x_t | z_t, d_t), eq. 4.
+        self.emit_in = SplitInputLinear(c.z_dim, c.d_dim, c.hidden)
+        self.emission = make_emission(c.emission, c.hidden, c.x_dim)
+
+    # -- everything that does not depend on z, for all time steps at once ------------------
+    def precompute(self, batch: Batch, carry: Any = None) -> SRNNPre:
+        d0 = None if carry is None else carry[0].unsqueeze(0).contiguous()
+        fx = self.drop(self.features(batch.x))
+        fu = self.drop(self.features(batch.u))
+        d, _ = self.forward_rnn(fu, d0)  # eq. 1-2, d_1:T
+        d = self.drop(d)
+        dx = torch.cat([d, fx], dim=-1)
+        if self.config.smoothing:
+            a = self.backward_rnn(dx, batch.lengths)  # eq. 10
+        else:
+            a = self.backward_rnn(dx)
+        a = self.drop(a)
+        return SRNNPre(x=batch.x, d=d, prior_d=self.prior_in.context(d),
+                       post_a=self.post_in.context(a))
+
+    def init_state(self, pre: SRNNPre, carry: Any = None) -> Tensor:
+        """z_0: zeros, or the last z of the previous window of the same streams."""
+        if carry is not None:
+            return carry[1]
+        B = pre.d.shape[0]
+        return pre.d.new_zeros(B, self.z_dim)
+
+    # -- the z-recursion ---------------------------------------------------------------------
+    def step(self, z_prev: Tensor, t: int, pre: SRNNPre) -> StepParams:
+        h_p = self.act(self.prior_in.latent(z_prev) + pre.prior_d[:, t])
+        p_loc, p_scale = self.prior_out(h_p)  # eq. 3
+        h_q = self.act(self.post_in.latent(z_prev) + pre.post_a[:, t])
+        q_loc, q_scale = self.post_out(h_q)  # eq. 11
+        if self.config.res_q:
+            q_loc = p_loc + q_loc  # eq. 12: mu_q = mu_p + delta
+        return StepParams(q_loc, q_scale, p_loc, p_scale)
+
+    def next_state(self, z_prev: Tensor, z: Tensor, t: int, pre: SRNNPre) -> Tensor:
+        return z
+
+    def final_carry(self, state: Tensor, pre: SRNNPre) -> tuple[Tensor, Tensor]:
+        return pre.d[:, -1].detach(), state.detach()
+
+    # -- emission for all steps at once --------------------------------------------------------
+    def emission_log_prob(self, z: Tensor, pre: SRNNPre) -> Tensor:
+        """log p(x_t | z_t, d_t), eq. 4, shape (B, T)."""
+        h = self.act(self.emit_in(z, pre.d))
+        return self.emission.log_prob(h, pre.x)
+
+    def emission_distribution(self, z: Tensor, d: Tensor) -> torch.distributions.Distribution:
+        return self.emission.distribution(self.act(self.emit_in(z, d)))
+
+    # -- generation ------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, num: int, steps: int) -> Tensor:
+        """Ancestral sample x_1:T from the generative model (eq. 1-4), shape (num, T, x_dim)."""
+        c = self.config
+        p0 = next(self.parameters())
+        x_prev = p0.new_zeros(num, c.x_dim)  # u_1 = 0
+        z = p0.new_zeros(num, c.z_dim)
+        h = None
+        xs = []
+        for _ in range(steps):
+            d, h = self.forward_rnn(self.features(x_prev).unsqueeze(1), h)  # eq. 1-2
+            d = d[:, 0]
+            p_loc, p_scale = self.prior_out(self.act(self.prior_in(z, d)))  # eq. 3
+            z = p_loc + p_scale * torch.randn_like(p_loc)
+            x_prev = self.emission_distribution(z, d).sample()  # eq. 4
+            xs.append(x_prev)
+        return torch.stack(xs, dim=1)

@@ -1,0 +1,1 @@
+"""Music input and output."""

@@ -1,0 +1,81 @@
+"""Small building blocks shared by every model: activations, MLPs, Gaussian heads."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ClippedLeakyReLU(nn.Module):
+    """Leaky ReLU with slope ``leak`` below 0, clipped to [-clip, clip] (paper appendix A)."""
+
+    def __init__(self, leak: float = 1.0 / 3.0, clip: float = 3.0) -> None:
+        super().__init__()
+        self.leak, self.clip = leak, clip
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.clamp(F.leaky_relu(x, self.leak), -self.clip, self.clip)
+
+    def extra_repr(self) -> str:
+        return f"leak={self.leak:.3g}, clip={self.clip:g}"
+
+
+def activation(name: str) -> nn.Module:
+    """An activation by name: ``clipped_leaky_relu`` (the paper's), ``relu``, ``tanh``."""
+    table = {"clipped_leaky_relu": ClippedLeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh}
+    if name not in table:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(table)}")
+    return table[name]()
+
+
+class MLP(nn.Sequential):
+    """``layers`` hidden layers of ``hidden`` units, each Linear -> activation -> dropout."""
+
+    def __init__(self, in_dim: int, hidden: int, layers: int, act: str = "clipped_leaky_relu",
+                 dropout: float = 0.0) -> None:
+        mods: list[nn.Module] = []
+        for i in range(layers):
+            mods += [nn.Linear(in_dim if i == 0 else hidden, hidden), activation(act)]
+            if dropout > 0:
+                mods.append(nn.Dropout(dropout))
+        super().__init__(*mods)
+        self.out_dim = hidden if layers else in_dim
+
+
+class SplitInputLinear(nn.Module):
+    """First layer of an MLP on ``[z, c]``, split as ``W_z z + (W_c c + b)``.
+
+    The ``c`` part (``d_t`` or ``a_t``) does not depend on z, so :meth:`context` computes it for
+    all time steps at once and only :meth:`latent` runs inside the z-recursion.
+    """
+
+    def __init__(self, z_dim: int, c_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.z = nn.Linear(z_dim, out_dim, bias=False)
+        self.c = nn.Linear(c_dim, out_dim)
+
+    def context(self, c: Tensor) -> Tensor:
+        return self.c(c)
+
+    def latent(self, z: Tensor) -> Tensor:
+        return self.z(z)
+
+    def forward(self, z: Tensor, c: Tensor) -> Tensor:
+        return self.z(z) + self.c(c)
+
+
+class GaussianHead(nn.Module):
+    """Diagonal Gaussian parameters from features: ``mu = W_mu h``, ``sigma = softplus(W_s h)``.
+
+    Both heads are one fused matrix product; ``sigma`` is floored at ``min_std``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, min_std: float = 1e-4) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, 2 * out_dim)
+        self.min_std = min_std
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        mu, s = self.proj(h).chunk(2, dim=-1)
+        return mu, F.softplus(s) + self.min_std

@@ -1,0 +1,283 @@
+"""Training loop: Adam, KL annealing, gradient clipping, LR decay, early stopping, resume.
+
+A run directory holds ``config.json``, ``metrics.jsonl`` (one line per epoch), ``best.pt``
+and ``last.pt`` checkpoints and, at the end, ``results.json`` with the test ELBO.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from srnn.bounds.elbo import elbo_terms
+from srnn.data import SequenceDataset, load_dataset
+from srnn.data.batching import stream_batches, training_batches
+from srnn.errors import ConfigError
+from srnn.evaluate import evaluate_elbo
+from srnn.io import append_jsonl, write_json
+from srnn.models import MODELS, StateSpaceModel, build_model
+from srnn.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from srnn.train.schedules import KLAnnealing, lr_at_epoch
+
+log = logging.getLogger("srnn.train")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; the defaults follow the SRNN paper's code (see README)."""
+
+    epochs: int = 50
+    batch_size: int = 16
+    window: int = 100  # training windows of at most this many steps (paper: 100)
+    lr: float = 1e-3
+    adam_eps: float = 1e-4
+    clip_norm: float = 10.0  # total gradient norm
+    kl_start: float = 0.2  # KL weight at the first update ...
+    kl_epochs: float = 20.0  # ... rising linearly to 1 over this many epochs (0: off)
+    lr_decay: float = 1.2  # LR divided by this per epoch ...
+    lr_decay_start: int = 20  # ... after this epoch
+    patience: int = 10  # stop after this many epochs without a better validation ELBO
+    seed: int = 0
+    eval_batch_size: int = 32
+    max_minutes: float | None = None  # stop training (then evaluate) after this long
+    subset: int | None = None  # use only the first N train/valid/test sequences (smoke runs)
+
+
+@dataclass
+class RunConfig:
+    dataset: str
+    model: str = "srnn"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "model": self.model,
+                "model_options": self.model_options, "train": asdict(self.train),
+                "data_dir": self.data_dir}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return cls(dataset=d["dataset"], model=d["model"], model_options=d["model_options"],
+                   train=TrainConfig(**d["train"]), data_dir=d.get("data_dir"))
+
+
+def load_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no config.json (not a run directory)")
+    return RunConfig.from_dict(json.loads(path.read_text()))
+
+
+def prepare_data(cfg: RunConfig) -> SequenceDataset:
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    n = cfg.train.subset
+    if n:
+        for s in ("train", "valid", "test"):
+            split = data.split(s)
+            keep = n * split.streams if split.streams else n
+            setattr(data, s, split.subset(keep))
+    return data
+
+
+def build_from_config(cfg: RunConfig, data: SequenceDataset) -> StateSpaceModel:
+    options = dict(cfg.model_options)
+    options.setdefault("x_dim", data.dim)
+    if not data.binary:
+        options.setdefault("emission", "gauss")
+    if cfg.model not in MODELS:
+        raise ConfigError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    try:
+        return build_model(cfg.model, **options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from e
+
+
+def load_trained(run_dir: str | os.PathLike[str], which: str = BEST,
+                 data_dir: str | None = None
+                 ) -> tuple[StateSpaceModel, RunConfig, SequenceDataset]:
+    """The model of a finished run (best checkpoint by default), its config and data."""
+    cfg = load_run_config(run_dir)
+    if data_dir:
+        cfg.data_dir = data_dir
+    data = prepare_data(cfg)
+    model = build_from_config(cfg, data)
+    model.load_state_dict(load_checkpoint(Path(run_dir) / which)["model"])
+    return model, cfg, data
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+class Trainer:
+    """Trains one model on one data set into ``run_dir``."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike[str],
+                 data: SequenceDataset | None = None, progress: bool | None = None) -> None:
+        self.cfg, self.tc = cfg, cfg.train
+        self.run_dir = Path(run_dir)
+        self.data = data if data is not None else prepare_data(cfg)
+        torch.manual_seed(self.tc.seed)
+        self.model = build_from_config(cfg, self.data)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, eps=self.tc.adam_eps)
+        self.rng = np.random.default_rng(self.tc.seed)
+        self.progress = progress
+        train = self.data.train
+        per_epoch = (len(train) // train.streams if train.streams else
+                     math.ceil(sum(math.ceil(len(x) / self.tc.window) for x in train.x)
+                               / self.tc.batch_size))
+        self.kl = KLAnnealing(self.tc.kl_start, round(self.tc.kl_epochs * per_epoch))
+        self.epoch = 0
+        self.step = 0
+        self.best_valid = -math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.elapsed = 0.0
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "epoch": self.epoch, "step": self.step, "kl_weight": self.kl(self.step),
+            "best_valid": self.best_valid, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs, "elapsed": self.elapsed,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "config": json.dumps(self.cfg.to_dict()),
+        }
+
+    def resume(self) -> bool:
+        """Continue from ``last.pt`` if it exists; returns whether it did."""
+        path = self.run_dir / LAST
+        if not path.is_file():
+            return False
+        s = load_checkpoint(path)
+        self.model.load_state_dict(s["model"])
+        self.opt.load_state_dict(s["optimizer"])
+        self.epoch, self.step = int(s["epoch"]), int(s["step"])
+        self.best_valid, self.best_epoch = float(s["best_valid"]), int(s["best_epoch"])
+        self.bad_epochs, self.elapsed = int(s["bad_epochs"]), float(s["elapsed"])
+        torch.set_rng_state(s["torch_rng"])
+        self.rng.bit_generator.state = json.loads(s["numpy_rng"])
+        # Keep only the metric lines of the epochs the checkpoint holds.
+        mpath = self.run_dir / "metrics.jsonl"
+        if mpath.is_file():
+            lines = [ln for ln in mpath.read_text().splitlines()
+                     if ln.strip() and json.loads(ln)["epoch"] <= self.epoch]
+            mpath.write_text("".join(ln + "\n" for ln in lines))
+        log.info("resumed %s at epoch %d (step %d)", self.run_dir, self.epoch, self.step)
+        return True
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def _train_epoch(self) -> dict[str, float]:
+        self.model.train()
+        train = self.data.train
+        batches = (stream_batches(train) if train.streams else
+                   training_batches(train, self.tc.batch_size, self.tc.window, self.rng))
+        total = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "steps": 0.0}
+        carry = None
+        bar = tqdm(batches, desc=f"epoch {self.epoch}", leave=False, unit="batch",
+                   disable=None if self.progress is None else not self.progress)
+        for batch in bar:
+            w = self.kl(self.step)
+            terms = elbo_terms(self.model, batch, carry=carry)
+            loss = -terms.per_step(w)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm)
+            self.opt.step()
+            self.step += 1
+            if train.streams:
+                carry = terms.carry
+            with torch.no_grad():
+                total["recon"] += float(terms.recon.sum())
+                total["kl"] += float(terms.kl.sum())
+                total["steps"] += float(terms.mask.sum())
+            total["elbo"] = total["recon"] - total["kl"]
+            bar.set_postfix(elbo=f"{total['elbo'] / total['steps']:.3f}", kl_w=f"{w:.2f}")
+        n = max(total["steps"], 1.0)
+        return {k: total[k] / n for k in ("elbo", "recon", "kl")}
+
+    def fit(self) -> dict[str, Any]:
+        """Train until ``epochs``, early stopping or ``max_minutes``; then test the best model."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / "config.json", self.cfg.to_dict())
+        t_start = time.perf_counter() - self.elapsed
+        while self.epoch < self.tc.epochs and self.bad_epochs < self.tc.patience:
+            if self.tc.max_minutes and self.elapsed > 60 * self.tc.max_minutes:
+                log.info("time budget of %.1f min reached", self.tc.max_minutes)
+                break
+            self.epoch += 1
+            lr = lr_at_epoch(self.tc.lr, self.epoch, self.tc.lr_decay, self.tc.lr_decay_start)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            t0 = time.perf_counter()
+            tr = self._train_epoch()
+            va = evaluate_elbo(self.model, self.data.valid, self.tc.eval_batch_size)
+            if not math.isfinite(tr["elbo"]):
+                raise FloatingPointError(f"epoch {self.epoch}: the training ELBO is not finite")
+            improved = va["elbo_per_step"] > self.best_valid
+            if improved:
+                self.best_valid, self.best_epoch, self.bad_epochs = (
+                    va["elbo_per_step"], self.epoch, 0)
+            else:
+                self.bad_epochs += 1
+            self.elapsed = time.perf_counter() - t_start
+            if improved:
+                save_checkpoint(self.run_dir / BEST, self._state())
+            save_checkpoint(self.run_dir / LAST, self._state())
+            line = {"epoch": self.epoch, "step": self.step,
+                    "train_elbo": _finite(tr["elbo"]), "train_recon": tr["recon"],
+                    "train_kl": tr["kl"], "valid_elbo": _finite(va["elbo_per_step"]),
+                    "valid_recon": va["recon_per_step"], "valid_kl": va["kl_per_step"],
+                    "kl_weight": self.kl(self.step), "lr": lr,
+                    "seconds": time.perf_counter() - t0, "elapsed": self.elapsed}
+            append_jsonl(self.run_dir / "metrics.jsonl", line)
+            log.info("epoch %3d  train %.4f  valid %.4f%s  kl_w %.2f  lr %.2e  %.1fs",
+                     self.epoch, tr["elbo"], va["elbo_per_step"], " *" if improved else "",
+                     line["kl_weight"], lr, line["seconds"])
+        return self.test()
+
+    def test(self, split: str = "test") -> dict[str, Any]:
+        """Evaluate the best checkpoint on ``split`` and write ``results.json``."""
+        best = load_checkpoint(self.run_dir / BEST)
+        self.model.load_state_dict(best["model"])
+        res = evaluate_elbo(self.model, self.data.split(split), self.tc.eval_batch_size)
+        out = {"dataset": self.cfg.dataset, "model": self.cfg.model, "split": split,
+               "protocol": self.data.protocol, "time_step": self.data.time_step, **res,
+               "best_epoch": int(best["best_epoch"]), "epochs": self.epoch,
+               "valid_elbo_per_step": float(best["best_valid"]),
+               "train_seconds": self.elapsed,
+               "parameters": sum(p.numel() for p in self.model.parameters())}
+        write_json(self.run_dir / "results.json", out)
+        return out
+
+
+def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
+          data_dir: str | None = None, resume: bool = False, progress: bool | None = None,
+          model_options: dict[str, Any] | None = None, **train_options: Any) -> dict[str, Any]:
+    """Train ``model`` on ``dataset`` into run directory ``out``; return the test results.
+
+    ``model_options`` set the model's config (e.g. ``{"z_dim": 50, "smoothing": False}``);
+    other keywords set :class:`TrainConfig` fields (e.g. ``epochs=5``).
+    """
+    cfg = RunConfig(dataset=dataset, model=model, model_options=dict(model_options or {}),
+                    train=TrainConfig(**train_options), data_dir=data_dir)
+    if resume and (Path(out) / "config.json").is_file():
+        cfg = load_run_config(out)
+    trainer = Trainer(cfg, out, progress=progress)
+    if resume:
+        trainer.resume()
+    return trainer.fit()
