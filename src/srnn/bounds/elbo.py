@@ -39,13 +39,12 @@ def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
                      generator: torch.Generator | None = None):
     """Run the z-recursion drawing z_t ~ q; return stacked (z, q_loc, q_scale, p_loc, p_scale)."""
     zs, ql, qs, pl, ps = [], [], [], [], []
-    eps = None
     for t in range(T):
         prm = model.step(state, t, pre)
-        if eps is None:  # all noise at once, shaped like the first step's parameters
-            eps = torch.randn((T, *prm.q_loc.shape), generator=generator,
-                              device=prm.q_loc.device, dtype=prm.q_loc.dtype)
-        z = prm.q_loc + prm.q_scale * eps[t]
+        # Noise drawn step by step: the draws of step t do not depend on T (padding-invariant).
+        eps = torch.randn(prm.q_loc.shape, generator=generator, device=prm.q_loc.device,
+                          dtype=prm.q_loc.dtype)
+        z = prm.q_loc + prm.q_scale * eps
         state = model.next_state(state, z, t, pre)
         zs.append(z)
         ql.append(prm.q_loc)
@@ -57,13 +56,22 @@ def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
 
 
 def elbo_terms(model: StateSpaceModel, batch: Batch, carry: Any = None,
-               generator: torch.Generator | None = None) -> ElboTerms:
-    """One-sample ELBO terms for a padded batch; ``carry`` continues streams (truncated BPTT)."""
+               generator: torch.Generator | None = None, analytic_kl: bool = True
+               ) -> ElboTerms:
+    """One-sample ELBO terms for a padded batch; ``carry`` continues streams (truncated BPTT).
+
+    ``analytic_kl=False`` replaces the closed-form KL by its one-sample Monte-Carlo estimate
+    ``log q(z_t | ...) - log p(z_t | ...)`` at the drawn z (same expectation, more variance).
+    """
     pre = model.precompute(batch, carry)
     state = model.init_state(pre, carry)
     T = batch.x.shape[1]
     z, q_loc, q_scale, p_loc, p_scale, state = sample_posterior(model, pre, state, T, generator)
-    kl = kl_divergence(Normal(q_loc, q_scale), Normal(p_loc, p_scale)).sum(-1)  # analytic
+    q, p = Normal(q_loc, q_scale), Normal(p_loc, p_scale)
+    if analytic_kl:
+        kl = kl_divergence(q, p).sum(-1)
+    else:
+        kl = (q.log_prob(z) - p.log_prob(z)).sum(-1)
     recon = model.emission_log_prob(z, pre)
     m = batch.mask.to(recon.dtype)
     return ElboTerms(recon=recon * m, kl=kl * m, mask=m, carry=model.final_carry(state, pre))

@@ -16,13 +16,15 @@ quarter-note grid, built directly from the notes of the vocal parts:
   the fractional part of the offset of bar 1 when the score opens with a pickup bar (bar 0), and 0
   otherwise (it is 0 for all but a chorale with a 1.5-quarter pickup).
 * A note sounds at step ``k`` when ``onset <= phase + k < onset + duration``. Tied notes mark
-  their own spans; zero-length grace notes never sound. ``T`` runs to the last grid point that
-  lies before the end of the last note.
+  their own spans; zero-length grace notes never sound. Leading silent steps (rests before the
+  voices enter) are dropped and the roll ends at the last grid point before the last note ends,
+  so a roll starts and ends with a sounding step; silent steps inside it (rests) are kept.
 * Key: a duration-weighted pitch-class histogram correlated (Pearson) with the Aarden-Essen
-  major and minor key profiles, the method of music21's ``Stream.analyze('key')`` (same answers
-  on all 350 chorales, at a fraction of the cost). The roll is shifted by the pitch-class
-  distance from the tonic to C, chosen in -6..+5 semitones, so every chorale is in C major or
-  C minor (as in the canonical JSB set).
+  major and minor key profiles: the method of music21's ``Stream.analyze('key')`` (on the full
+  scores it picks the same key as music21 for all 350 chorales), at a fraction of its cost.
+  The roll is shifted by the pitch-class distance from the tonic to C, chosen in -6..+5
+  semitones, so every chorale is in C major or C minor (as in the canonical JSB set). With
+  this key, 294 of 350 chorales end on a C in the bass (34 of the rest end on G).
 
 Split (fixed, deterministic): the kept chorales in Riemenschneider order are permuted with
 ``numpy.random.RandomState(0).permutation(n)`` (the legacy generator, whose stream numpy keeps
@@ -114,10 +116,11 @@ def _chorale_files() -> list[tuple[int, Path]]:
         raise DataError("music21 chorale iterator: numbers and names disagree")
     out: list[tuple[int, Path]] = []
     seen: set[Path] = set()
-    for number, name in sorted(zip(numbers, names)):
+    for number, name in sorted(zip(numbers, names, strict=True)):
         path = _score_file(corpus_bach, name)
         if path is None:
-            log.warning("Riemenschneider %d (%s): no score file in the music21 corpus", number, name)
+            log.warning("Riemenschneider %d (%s): no score file in the music21 corpus",
+                        number, name)
             continue
         if path in seen:
             log.debug("Riemenschneider %d: same score as an earlier number (%s)", number, path.name)
@@ -165,6 +168,8 @@ def score_to_roll(score, where: str = "score") -> np.ndarray:
     roll = np.zeros((steps, PITCHES), dtype=np.float32)
     if not steps:
         return roll
+    begin = min(f for f, _, _ in spans)  # drop leading silent steps (T ends on a note already)
+    roll = roll[begin:]
     tonic, _mode = find_key(hist)
     shift = shift_to_c(tonic)
     for first, stop, midi in spans:
@@ -172,7 +177,7 @@ def score_to_roll(score, where: str = "score") -> np.ndarray:
         if not 0 <= col < PITCHES:
             raise DataError(f"{where}: MIDI note {midi} transposed by {shift} falls outside "
                             f"{LOWEST_MIDI}..{LOWEST_MIDI + PITCHES - 1}")
-        roll[first:stop, col] = 1.0
+        roll[first - begin:stop - begin, col] = 1.0
     return roll
 
 

@@ -69,7 +69,10 @@ def rolls_from_notes(
 
 
 def notes_from_rolls(rolls: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Inverse of :func:`rolls_from_notes` for one split: ``notes``, ``step_sizes``, ``seq_lengths``."""
+    """Inverse of :func:`rolls_from_notes` for one split.
+
+    Returns ``notes``, ``step_sizes`` and ``seq_lengths`` arrays.
+    """
     flat = np.concatenate(rolls, axis=0) > 0.5
     step_idx, col = np.nonzero(flat)
     return {

@@ -22,8 +22,10 @@ class ClippedLeakyReLU(nn.Module):
 
 
 def activation(name: str) -> nn.Module:
-    """An activation by name: ``clipped_leaky_relu`` (the paper's), ``relu``, ``tanh``."""
-    table = {"clipped_leaky_relu": ClippedLeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh}
+    """An activation by name: ``clipped_leaky_relu`` (the paper's), ``relu``, ``tanh``,
+    ``identity`` (linear models, e.g. a linear-Gaussian state-space model)."""
+    table = {"clipped_leaky_relu": ClippedLeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh,
+             "identity": nn.Identity}
     if name not in table:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(table)}")
     return table[name]()
