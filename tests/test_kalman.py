@@ -29,7 +29,8 @@ def kalman_log_likelihood(x: np.ndarray) -> float:
         m, P = A @ m, A @ P @ A.T + Q  # predict
         S = C @ P @ C.T + R
         e = x[t] - C @ m
-        ll += -0.5 * (e @ np.linalg.solve(S, e) + np.log(np.linalg.det(S)) + 2 * math.log(2 * math.pi))
+        ll += -0.5 * (e @ np.linalg.solve(S, e) + np.log(np.linalg.det(S))
+                      + 2 * math.log(2 * math.pi))
         K = P @ C.T @ np.linalg.inv(S)  # update
         m, P = m + K @ e, (np.eye(2) - K @ C) @ P
     return ll

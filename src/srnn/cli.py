@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from srnn.errors import SRNNError
 
@@ -63,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=float, default=m.dropout,
                    help=f"dropout on features, d_t and a_t (default {m.dropout})")
     o = tr.add_argument_group("optimisation (defaults: the paper's code)")
-    o.add_argument("--epochs", type=int, default=t.epochs, help=f"maximum epochs ({t.epochs})")
+    o.add_argument("--epochs", type=int, default=None,
+                   help=f"maximum epochs ({t.epochs}; with --resume, extends the saved run)")
     o.add_argument("--batch-size", type=int, default=t.batch_size,
                    help=f"sequences per batch ({t.batch_size}; stream files use 16)")
     o.add_argument("--window", type=int, default=t.window,
@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"early stopping: epochs without a better validation ELBO ({t.patience})")
     o.add_argument("--seed", type=int, default=t.seed, help=f"random seed ({t.seed})")
     o.add_argument("--max-minutes", type=float, default=None,
-                   help="stop training after this many minutes (then test)")
+                   help="stop training after this many minutes, then test (with --resume: "
+                        "counted from the run's start)")
     o.add_argument("--subset", type=int, default=None,
                    help="use only the first N sequences of each split (quick checks)")
     tr.add_argument("--resume", action="store_true",
@@ -144,12 +145,15 @@ def _cmd_train(a: argparse.Namespace) -> dict:
                      "feature_layers": a.feature_layers, "feature_dim": a.feature_dim,
                      "smoothing": not a.filtering, "res_q": not a.no_res_q,
                      "dropout": a.dropout}
+    extra = {} if a.epochs is None else {"epochs": a.epochs}
+    if a.max_minutes is not None:
+        extra["max_minutes"] = a.max_minutes
     return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
                  progress=False if a.no_progress else None, model_options=model_options,
-                 epochs=a.epochs, batch_size=a.batch_size, window=a.window, lr=a.lr,
+                 **extra, batch_size=a.batch_size, window=a.window, lr=a.lr,
                  adam_eps=a.adam_eps, clip_norm=a.clip_norm, kl_start=a.kl_start,
                  kl_epochs=a.kl_epochs, lr_decay=a.lr_decay, lr_decay_start=a.lr_decay_start,
-                 patience=a.patience, seed=a.seed, max_minutes=a.max_minutes, subset=a.subset)
+                 patience=a.patience, seed=a.seed, subset=a.subset)
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> dict:

@@ -276,7 +276,12 @@ def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
     cfg = RunConfig(dataset=dataset, model=model, model_options=dict(model_options or {}),
                     train=TrainConfig(**train_options), data_dir=data_dir)
     if resume and (Path(out) / "config.json").is_file():
-        cfg = load_run_config(out)
+        # The saved settings win; only the stopping rules may be extended on resume.
+        saved = load_run_config(out)
+        for key in ("epochs", "max_minutes"):
+            if key in train_options:
+                setattr(saved.train, key, train_options[key])
+        cfg = saved
     trainer = Trainer(cfg, out, progress=progress)
     if resume:
         trainer.resume()
