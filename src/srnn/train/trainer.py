@@ -260,7 +260,8 @@ class Trainer:
                "best_epoch": int(best["best_epoch"]), "epochs": self.epoch,
                "valid_elbo_per_step": float(best["best_valid"]),
                "train_seconds": self.elapsed,
-               "parameters": sum(p.numel() for p in self.model.parameters())}
+               "parameters": sum(p.numel() for p in self.model.parameters()),
+               "model_options": self.model.config.to_dict(), "train_options": asdict(self.tc)}
         write_json(self.run_dir / "results.json", out)
         return out
 
