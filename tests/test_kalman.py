@@ -53,7 +53,8 @@ def linear_gaussian_srnn() -> SRNN:
     """SRNN whose generative part is exactly the linear-Gaussian model above."""
     torch.manual_seed(0)
     cfg = SRNNConfig(x_dim=2, z_dim=2, d_dim=4, a_dim=16, hidden=2, feature_layers=0,
-                     activation="identity", emission="gauss")
+                     activation="identity", emission="gauss", two_networks=False,
+                     init="torch")
     m = SRNN(cfg)
     eye, zero = torch.eye(2), torch.zeros
     with torch.no_grad():

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from srnn.models.base import Batch, StateSpaceModel, StepParams
 from srnn.nn.emissions import make_emission
-from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation
+from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation, init_paper_
 from srnn.nn.recurrent import BackwardGRU
 
 
@@ -42,6 +42,8 @@ class SRNNConfig:
     activation: str = "clipped_leaky_relu"
     dropout: float = 0.0  # on the features and on d_t, a_t before the heads
     min_std: float = 1e-4  # floor of every latent standard deviation
+    two_networks: bool = True  # mean and variance of p and q from separate hidden layers (eq. 3)
+    init: str = "paper"  # "paper" (Glorot-normal, orthogonal GRUs) or "torch" (PyTorch defaults)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,15 +76,21 @@ class SRNN(StateSpaceModel):
         else:  # filtering: a_t from [d_t, x_t] only
             self.backward_rnn = MLP(c.d_dim + f, c.a_dim, 1, c.activation)
         self.act = activation(c.activation)
-        # Prior p(z_t | z_{t-1}, d_t), eq. 3: hidden layer on [z_{t-1}, d_t], mu and sigma heads.
-        self.prior_in = SplitInputLinear(c.z_dim, c.d_dim, c.hidden)
-        self.prior_out = GaussianHead(c.hidden, c.z_dim, c.min_std)
-        # Posterior q(z_t | z_{t-1}, a_t), eq. 11-12.
-        self.post_in = SplitInputLinear(c.z_dim, c.a_dim, c.hidden)
-        self.post_out = GaussianHead(c.hidden, c.z_dim, c.min_std)
+        # Prior p(z_t | z_{t-1}, d_t), eq. 3: mu = NN1(z_{t-1}, d_t), sigma = NN2(z_{t-1}, d_t);
+        # with two_networks the hidden layers of NN1 and NN2 sit side by side in one product.
+        width = 2 * c.hidden if c.two_networks else c.hidden
+        self.prior_in = SplitInputLinear(c.z_dim, c.d_dim, width)
+        self.prior_out = GaussianHead(c.hidden, c.z_dim, c.min_std, c.two_networks)
+        # Posterior q(z_t | z_{t-1}, a_t), eq. 11-12, shaped like the prior.
+        self.post_in = SplitInputLinear(c.z_dim, c.a_dim, width)
+        self.post_out = GaussianHead(c.hidden, c.z_dim, c.min_std, c.two_networks)
         # Emission p(x_t | z_t, d_t), eq. 4.
         self.emit_in = SplitInputLinear(c.z_dim, c.d_dim, c.hidden)
         self.emission = make_emission(c.emission, c.hidden, c.x_dim)
+        if c.init == "paper":
+            init_paper_(self)
+        elif c.init != "torch":
+            raise ValueError(f"unknown init {c.init!r}; choose paper or torch")
 
     # -- everything that does not depend on z, for all time steps at once ------------------
     def precompute(self, batch: Batch, carry: Any = None) -> SRNNPre:

@@ -70,14 +70,43 @@ class SplitInputLinear(nn.Module):
 class GaussianHead(nn.Module):
     """Diagonal Gaussian parameters from features: ``mu = W_mu h``, ``sigma = softplus(W_s h)``.
 
-    Both heads are one fused matrix product; ``sigma`` is floored at ``min_std``.
+    With ``separate=True`` the input holds two hidden layers side by side, ``[h_mu, h_sigma]``
+    (the mean and the variance come from two networks, as in SRNN eq. 3); otherwise both heads
+    read the same ``h`` through one fused product. ``sigma`` is floored at ``min_std``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, min_std: float = 1e-4) -> None:
+    def __init__(self, in_dim: int, out_dim: int, min_std: float = 1e-4,
+                 separate: bool = False) -> None:
         super().__init__()
-        self.proj = nn.Linear(in_dim, 2 * out_dim)
+        self.separate = separate
+        if separate:
+            self.mu = nn.Linear(in_dim, out_dim)
+            self.sigma = nn.Linear(in_dim, out_dim)
+        else:
+            self.proj = nn.Linear(in_dim, 2 * out_dim)
         self.min_std = min_std
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        mu, s = self.proj(h).chunk(2, dim=-1)
+        if self.separate:
+            h_mu, h_sigma = h.chunk(2, dim=-1)
+            mu, s = self.mu(h_mu), self.sigma(h_sigma)
+        else:
+            mu, s = self.proj(h).chunk(2, dim=-1)
         return mu, F.softplus(s) + self.min_std
+
+
+def init_paper_(module: nn.Module) -> None:
+    """The initialisation of the SRNN paper's code: Glorot-normal weights and zero biases in
+    linear layers, orthogonal recurrent and input matrices (per gate) in GRUs."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.GRU):
+            for name, p in m.named_parameters():
+                if name.startswith("weight"):
+                    for gate in p.data.chunk(3, dim=0):
+                        nn.init.orthogonal_(gate)
+                else:
+                    nn.init.zeros_(p)
