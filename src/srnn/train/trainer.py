@@ -130,6 +130,7 @@ class Trainer:
         self.data = data if data is not None else prepare_data(cfg)
         torch.manual_seed(self.tc.seed)
         self.model = build_from_config(cfg, self.data)
+        cfg.model_options = self.model.config.to_dict()  # every option, defaults included
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, eps=self.tc.adam_eps)
         self.rng = np.random.default_rng(self.tc.seed)
         self.progress = progress
