@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-res-q", action="store_true", help="disable the Res_q mean (eq. 12)")
     g.add_argument("--dropout", type=float, default=m.dropout,
                    help=f"dropout on features, d_t and a_t (default {m.dropout})")
+    g.add_argument("--shared-heads", action="store_true",
+                   help="mean and variance of p and q share one hidden layer (default: two "
+                        "networks, eq. 3)")
+    g.add_argument("--init", choices=["paper", "torch"], default=m.init,
+                   help="weight initialisation: paper (Glorot-normal, orthogonal GRUs) or "
+                        f"torch (PyTorch defaults) (default {m.init})")
     o = tr.add_argument_group("optimisation (defaults: the paper's code)")
     o.add_argument("--epochs", type=int, default=None,
                    help=f"maximum epochs ({t.epochs}; with --resume, extends the saved run)")
@@ -144,7 +150,7 @@ def _cmd_train(a: argparse.Namespace) -> dict:
     model_options = {"z_dim": a.z_dim, "d_dim": a.d_dim, "a_dim": a.a_dim, "hidden": a.hidden,
                      "feature_layers": a.feature_layers, "feature_dim": a.feature_dim,
                      "smoothing": not a.filtering, "res_q": not a.no_res_q,
-                     "dropout": a.dropout}
+                     "dropout": a.dropout, "two_networks": not a.shared_heads, "init": a.init}
     extra = {} if a.epochs is None else {"epochs": a.epochs}
     if a.max_minutes is not None:
         extra["max_minutes"] = a.max_minutes
