@@ -112,3 +112,14 @@ def test_generate_shapes_and_values() -> None:
     x = m.generate(3, 7)
     assert x.shape == (3, 7, 6)
     assert set(np.unique(x.numpy())) <= {0.0, 1.0}
+
+
+def test_carried_state_is_not_dropped_out() -> None:
+    """Dropout acts on d_t where it feeds the networks, never on the state carried onward."""
+    m = tiny_model(seed=5, dropout=0.5, d_dim=64)
+    m.train()
+    pre = m.precompute(batch_from(random_rolls(3, (10, 11), seed=6)))
+    assert (pre.d[:, -1] == 0).float().mean() > 0.3  # dropped where it feeds the networks
+    assert (pre.d_last != 0).all()  # but carried whole
+    carry = m.final_carry(torch.zeros(3, 3), pre)
+    assert torch.equal(carry[0], pre.d_last)

@@ -54,7 +54,8 @@ class SRNNPre:
     """What :meth:`SRNN.precompute` computes for all steps: d, and the d/a parts of layer 1."""
 
     x: Tensor
-    d: Tensor  # (B, T, d_dim)
+    d: Tensor  # (B, T, d_dim), after dropout
+    d_last: Tensor  # GRU state after the last step, before dropout (carried to the next window)
     prior_d: Tensor  # W_d d_t + b of the prior's first layer, (B, T, hidden)
     post_a: Tensor  # W_a a_t + b of the posterior's first layer, (B, T, hidden)
 
@@ -97,15 +98,15 @@ class SRNN(StateSpaceModel):
         d0 = None if carry is None else carry[0].unsqueeze(0).contiguous()
         fx = self.drop(self.features(batch.x))
         fu = self.drop(self.features(batch.u))
-        d, _ = self.forward_rnn(fu, d0)  # eq. 1-2, d_1:T
-        d = self.drop(d)
+        d_all, _ = self.forward_rnn(fu, d0)  # eq. 1-2, d_1:T
+        d = self.drop(d_all)
         dx = torch.cat([d, fx], dim=-1)
         if self.config.smoothing:
             a = self.backward_rnn(dx, batch.lengths)  # eq. 10
         else:
             a = self.backward_rnn(dx)
         a = self.drop(a)
-        return SRNNPre(x=batch.x, d=d, prior_d=self.prior_in.context(d),
+        return SRNNPre(x=batch.x, d=d, d_last=d_all[:, -1], prior_d=self.prior_in.context(d),
                        post_a=self.post_in.context(a))
 
     def init_state(self, pre: SRNNPre, carry: Any = None) -> Tensor:
@@ -129,7 +130,7 @@ class SRNN(StateSpaceModel):
         return z
 
     def final_carry(self, state: Tensor, pre: SRNNPre) -> tuple[Tensor, Tensor]:
-        return pre.d[:, -1].detach(), state.detach()
+        return pre.d_last.detach(), state.detach()
 
     # -- emission for all steps at once --------------------------------------------------------
     def emission_log_prob(self, z: Tensor, pre: SRNNPre) -> Tensor:
