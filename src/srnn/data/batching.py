@@ -35,9 +35,8 @@ def windows(split: Split, window: int, rng: np.random.Generator | None = None
     xs, us = [], []
     for x, u in zip(split.x, split.u, strict=True):
         T = len(x)
-        start = int(rng.integers(0, window)) % T if (rng is not None and T > window) else 0
-        cuts = [0] + list(range(start if start else window, T, window)) + [T]
-        cuts = sorted(set(cuts))
+        offset = int(rng.integers(0, window)) if (rng is not None and T > window) else 0
+        cuts = sorted({0, T, *range(offset or window, T, window)})
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             xs.append(x[a:b])
             us.append(u[a:b])
