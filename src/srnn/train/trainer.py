@@ -24,7 +24,7 @@ from srnn.data import SequenceDataset, load_dataset
 from srnn.data.batching import stream_batches, training_batches
 from srnn.errors import ConfigError
 from srnn.evaluate import evaluate_elbo
-from srnn.io import append_jsonl, write_json
+from srnn.io import append_jsonl, atomic_write, write_json
 from srnn.models import MODELS, StateSpaceModel, build_model
 from srnn.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from srnn.train.schedules import KLAnnealing, lr_at_epoch
@@ -177,7 +177,8 @@ class Trainer:
         if mpath.is_file():
             lines = [ln for ln in mpath.read_text().splitlines()
                      if ln.strip() and json.loads(ln)["epoch"] <= self.epoch]
-            mpath.write_text("".join(ln + "\n" for ln in lines))
+            kept = "".join(ln + "\n" for ln in lines).encode()
+            atomic_write(mpath, lambda f: f.write(kept))
         log.info("resumed %s at epoch %d (step %d)", self.run_dir, self.epoch, self.step)
         return True
 
