@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -211,7 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("srnn: interrupted", file=sys.stderr)
         return 130
     if a.command != "data" or a.data_command != "list":
-        print(json.dumps(out, indent=2))
+        try:
+            print(json.dumps(out, indent=2), flush=True)
+        except BrokenPipeError:  # e.g. piped into `head`: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
