@@ -19,7 +19,7 @@ METRIC_FIELDS = {"epoch", "train_elbo", "valid_elbo", "kl_weight", "seconds"}
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, request):
+def trained_run(tmp_path_factory):
     from conftest import shared_data_dir
 
     data = shared_data_dir()
@@ -55,11 +55,12 @@ def test_evaluate_recomputes_results(trained_run, capsys) -> None:
     assert printed["elbo_per_step"] == pytest.approx(res["elbo_per_step"], abs=1e-9)
 
 
-def test_sample_writes_midi(trained_run) -> None:
-    out, data = trained_run
+def test_sample_writes_midi(trained_run, monkeypatch) -> None:
+    out, _ = trained_run
+    monkeypatch.delenv("SRNN_DATA_DIR", raising=False)
     target = out / "sample.mid"
-    assert main(["sample", str(out), "--out", str(target), "--length", "16", "--num", "2",
-                 "--data-dir", str(data)]) == 0
+    # Sampling needs only the run directory, not the data set it was trained on.
+    assert main(["sample", str(out), "--out", str(target), "--length", "16", "--num", "2"]) == 0
     for i in range(2):
         pm = pretty_midi.PrettyMIDI(str(out / f"sample-{i}.mid"))
         assert pm.get_end_time() <= 16 * 0.5 + 1e-6

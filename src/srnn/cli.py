@@ -9,11 +9,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from srnn.data.music import CANONICAL, FRACCARO
 from srnn.errors import SRNNError
 
 DATASET_HELP = ("data set: bach (embedded default, built from the music21 corpus), the canonical "
-                "jsb, nottingham, musedata, piano, or the SRNN paper's files jsb-fraccaro, "
-                "nottingham-fraccaro, musedata-fraccaro, piano-fraccaro")
+                f"{', '.join(CANONICAL)}, or the SRNN paper's files {', '.join(FRACCARO)}")
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sa = sub.add_parser("sample", help="draw piano rolls from a trained model",
                         description="Ancestral sampling from the generative model of RUN_DIR; "
-                        "writes MIDI (.mid) or a NumPy array (.npy) of binary piano rolls.")
+                        "writes MIDI (.mid) or a NumPy array (.npy) of binary piano rolls; needs "
+                    "only the run directory.")
     sa.add_argument("run_dir", metavar="RUN_DIR")
     sa.add_argument("--out", required=True, metavar="FILE",
                     help="FILE.mid (with --num N > 1: FILE-0.mid, ...) or FILE.npy")
@@ -122,7 +123,6 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--step-seconds", type=float, default=None,
                     help="seconds per time step in the MIDI file (default: 0.5 for quarter-note "
                          "sets, 0.25 for eighth-note sets, 0.3 for the Fraccaro files)")
-    _add_data_dir(sa)
 
     da = sub.add_parser("data", help="list or download data sets")
     dsub = da.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
                          description="Fetch a canonical set (jsb, nottingham, musedata, piano) "
                          "from Boulanger-Lewandowski's ICML 2012 page, convert it without "
                          "executing code and check its SHA-256.")
-    dd.add_argument("name", choices=["jsb", "nottingham", "musedata", "piano"])
+    dd.add_argument("name", choices=list(CANONICAL))
     _add_data_dir(dd)
     return ap
 
@@ -176,11 +176,11 @@ def _cmd_sample(a: argparse.Namespace) -> dict:
     from srnn.sampling import write_samples
 
     paths = write_samples(a.run_dir, a.out, length=a.length, num=a.num, seed=a.seed,
-                          step_seconds=a.step_seconds, data_dir=a.data_dir)
+                          step_seconds=a.step_seconds)
     return {"written": [str(p) for p in paths]}
 
 
-def _cmd_data(a: argparse.Namespace) -> dict:
+def _cmd_data(a: argparse.Namespace) -> dict | None:
     from srnn.data import available
     from srnn.paths import data_dir
 
@@ -189,7 +189,7 @@ def _cmd_data(a: argparse.Namespace) -> dict:
         print(f"data directory: {data_dir(a.data_dir)}")
         for name, path in found.items():
             print(f"  {name:22s} {path if path else '-- not available'}")
-        return {k: (str(v) if v else None) for k, v in found.items()}
+        return None
     from srnn.data.download import download
 
     path = download(a.name, a.data_dir)
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("srnn: interrupted", file=sys.stderr)
         return 130
-    if a.command != "data" or a.data_command != "list":
+    if out is not None:
         try:
             print(json.dumps(out, indent=2), flush=True)
         except BrokenPipeError:  # e.g. piped into `head`: not an error

@@ -5,16 +5,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from srnn.data.music import CANONICAL, FRACCARO, fraccaro_file, load_canonical_npz, load_fraccaro
+from srnn.data.music import (
+    CANONICAL,
+    FRACCARO,
+    FRACCARO_TIME_STEP,
+    fraccaro_file,
+    load_canonical_npz,
+    load_fraccaro,
+)
 from srnn.data.sequences import SequenceDataset, Split, shift_inputs
 from srnn.errors import DataError
 from srnn.paths import DATA_ENV, data_dir
 
 DEFAULT_DATASET = "bach"
+BACH_TIME_STEP = "quarter note"
 DATASETS = ("bach", *CANONICAL, *FRACCARO)
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "SequenceDataset", "Split", "available",
-           "dataset_path", "load_dataset", "shift_inputs"]
+           "dataset_path", "load_dataset", "shift_inputs", "time_step"]
 
 
 def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
@@ -28,6 +36,17 @@ def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
         from srnn.data.bach import bach_path
 
         return bach_path()
+    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def time_step(name: str) -> str:
+    """What one time step of a named data set is (e.g. "quarter note"), without loading it."""
+    if name in CANONICAL:
+        return CANONICAL[name][1]
+    if name in FRACCARO:
+        return FRACCARO_TIME_STEP
+    if name == "bach":
+        return BACH_TIME_STEP
     raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
 
 

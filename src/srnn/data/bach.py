@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from srnn.data import BACH_TIME_STEP
 from srnn.data.music import LOWEST_MIDI, PITCHES, load_canonical_npz, notes_from_rolls
 from srnn.data.sequences import SequenceDataset
 from srnn.errors import DataError
@@ -236,4 +237,4 @@ def load_bach(rebuild: bool = False) -> SequenceDataset:
     if rebuild or not path.is_file():
         log.info("building the Bach chorale set from the music21 corpus into %s", path)
         _save(path, build_bach())
-    return load_canonical_npz(path, "bach", protocol="bach", time_step="quarter note")
+    return load_canonical_npz(path, "bach", protocol="bach", time_step=BACH_TIME_STEP)

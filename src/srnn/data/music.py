@@ -26,6 +26,7 @@ FRACCARO = {
     "piano-fraccaro": "piano",
 }
 FRACCARO_STREAMS = 16  # the files' batch size: row r + 16 continues row r
+FRACCARO_TIME_STEP = "0.3 s frame"
 
 
 def fraccaro_file(name: str) -> str:
@@ -133,5 +134,5 @@ def load_fraccaro(path: Path, name: str) -> SequenceDataset:
     if not all(np.isfinite(a).all() for a in xs + us):
         raise DataError(f"{path}: NaN or inf inside the unmasked test frames")
     splits["test"] = Split(x=xs, u=us)
-    return SequenceDataset(name=name, protocol="fraccaro", time_step="0.3 s frame",
+    return SequenceDataset(name=name, protocol="fraccaro", time_step=FRACCARO_TIME_STEP,
                            info={"path": str(path)}, **splits)

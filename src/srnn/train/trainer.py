@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from srnn.bounds.elbo import elbo_terms
 from srnn.data import SequenceDataset, load_dataset
-from srnn.data.batching import stream_batches, training_batches
+from srnn.data.batching import stream_batches, training_batches, windows
 from srnn.errors import ConfigError
 from srnn.evaluate import evaluate_elbo
 from srnn.io import append_jsonl, atomic_write, write_json
@@ -103,17 +103,27 @@ def build_from_config(cfg: RunConfig, data: SequenceDataset) -> StateSpaceModel:
         raise ConfigError(str(e)) from e
 
 
+def load_model(run_dir: str | os.PathLike[str], which: str = BEST
+               ) -> tuple[StateSpaceModel, RunConfig]:
+    """The model of a run (best checkpoint by default) and its config; needs no data files
+    (``config.json`` holds every model option, the data size included)."""
+    cfg = load_run_config(run_dir)
+    try:
+        model = build_model(cfg.model, **cfg.model_options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{run_dir}/config.json: {e}") from e
+    model.load_state_dict(load_checkpoint(Path(run_dir) / which)["model"])
+    return model, cfg
+
+
 def load_trained(run_dir: str | os.PathLike[str], which: str = BEST,
                  data_dir: str | None = None
                  ) -> tuple[StateSpaceModel, RunConfig, SequenceDataset]:
-    """The model of a finished run (best checkpoint by default), its config and data."""
-    cfg = load_run_config(run_dir)
+    """The model of a run (best checkpoint by default), its config and its data."""
+    model, cfg = load_model(run_dir, which)
     if data_dir:
         cfg.data_dir = data_dir
-    data = prepare_data(cfg)
-    model = build_from_config(cfg, data)
-    model.load_state_dict(load_checkpoint(Path(run_dir) / which)["model"])
-    return model, cfg, data
+    return model, cfg, prepare_data(cfg)
 
 
 def _finite(x: float) -> float | None:
@@ -136,8 +146,7 @@ class Trainer:
         self.progress = progress
         train = self.data.train
         per_epoch = (len(train) // train.streams if train.streams else
-                     math.ceil(sum(math.ceil(len(x) / self.tc.window) for x in train.x)
-                               / self.tc.batch_size))
+                     math.ceil(len(windows(train, self.tc.window)[0]) / self.tc.batch_size))
         self.kl = KLAnnealing(self.tc.kl_start, round(self.tc.kl_epochs * per_epoch))
         self.epoch = 0
         self.step = 0
@@ -230,18 +239,17 @@ class Trainer:
             va = evaluate_elbo(self.model, self.data.valid, self.tc.eval_batch_size)
             if not math.isfinite(tr["elbo"]):
                 raise FloatingPointError(f"epoch {self.epoch}: the training ELBO is not finite")
+            self.elapsed = time.perf_counter() - t_start
             improved = va["elbo_per_step"] > self.best_valid
             if improved:
                 self.best_valid, self.best_epoch, self.bad_epochs = (
                     va["elbo_per_step"], self.epoch, 0)
+                save_checkpoint(self.run_dir / BEST, self._state())
             else:
                 self.bad_epochs += 1
-            self.elapsed = time.perf_counter() - t_start
-            if improved:
-                save_checkpoint(self.run_dir / BEST, self._state())
             save_checkpoint(self.run_dir / LAST, self._state())
             line = {"epoch": self.epoch, "step": self.step,
-                    "train_elbo": _finite(tr["elbo"]), "train_recon": tr["recon"],
+                    "train_elbo": tr["elbo"], "train_recon": tr["recon"],
                     "train_kl": tr["kl"], "valid_elbo": _finite(va["elbo_per_step"]),
                     "valid_recon": va["recon_per_step"], "valid_kl": va["kl_per_step"],
                     "kl_weight": self.kl(self.step), "lr": lr,
