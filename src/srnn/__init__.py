@@ -18,11 +18,11 @@ from srnn.data.batching import pad_batch
 from srnn.errors import CheckpointError, ConfigError, DataError, SRNNError
 from srnn.evaluate import evaluate_elbo
 from srnn.models import SRNN, Batch, SRNNConfig, build_model
-from srnn.train.trainer import TrainConfig, load_trained, train
+from srnn.train.trainer import TrainConfig, load_model, load_trained, train
 
 __version__ = "0.1.0"
 
 __all__ = ["DATASETS", "SRNN", "Batch", "CheckpointError", "ConfigError", "DataError",
            "ElboTerms", "SRNNConfig", "SRNNError", "SequenceDataset", "Split", "TrainConfig",
-           "build_model", "elbo_terms", "evaluate_elbo", "load_dataset", "load_trained",
-           "pad_batch", "train"]
+           "build_model", "elbo_terms", "evaluate_elbo", "load_dataset", "load_model",
+           "load_trained", "pad_batch", "train"]
