@@ -1,17 +1,19 @@
 """The ELBO against an exact log-likelihood: a linear-Gaussian state-space model written as an
-SRNN (identity activations, linear maps, Gaussian emission), whose log p(x) a Kalman filter
-gives in closed form. The ELBO is a lower bound for every q, and a trained q comes close."""
+SRNN and as a DMM (identity activations, linear maps, Gaussian emission), whose log p(x) a
+Kalman filter gives in closed form. The ELBO is a lower bound for every q, and a trained q
+comes close."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from srnn.bounds import elbo_terms
-from srnn.models import SRNN, Batch, SRNNConfig
+from srnn.models import DMM, SRNN, Batch, DMMConfig, SRNNConfig, StateSpaceModel
 
 A = np.array([[0.9, 0.2], [-0.15, 0.8]])  # transition z_t = A z_{t-1} + w_t, w ~ N(0, Q)
 C = np.array([[1.0, 0.5], [-0.3, 1.2]])  # emission    x_t = C z_t + v_t,     v ~ N(0, R)
@@ -72,12 +74,41 @@ def linear_gaussian_srnn() -> SRNN:
     return m
 
 
-def generative_parameters(m: SRNN) -> list[nn.Parameter]:
+def linear_gaussian_dmm() -> DMM:
+    """DMM whose generative part is exactly the linear-Gaussian model above: the gate closed
+    (g_t = sigmoid(-40)), the linear path W_mu = A, a constant scale, a linear emission."""
+    torch.manual_seed(0)
+    m = DMM(DMMConfig(x_dim=2, z_dim=2, a_dim=16, hidden=2, emission_hidden=2,
+                      activation="identity", emission="gauss"))
+    tr = m.transition
+    with torch.no_grad():
+        m.z_0.zero_()
+        tr.gate.weight.zero_()
+        tr.gate.bias.fill_(-40.0)
+        tr.linear.weight.copy_(torch.tensor(A, dtype=torch.float32))
+        tr.linear.bias.zero_()
+        tr.scale.weight.zero_()
+        tr.scale.bias.fill_(softplus_inv(SIGMA_W - tr.min_std))
+        for lin in (m.emitter[0], m.emitter[2]):
+            lin.weight.copy_(torch.eye(2))
+            lin.bias.zero_()
+        head = m.emission.head
+        head.proj.weight.copy_(torch.cat([torch.tensor(C, dtype=torch.float32),
+                                          torch.zeros(2, 2)]))
+        head.proj.bias.copy_(torch.tensor([0.0, 0.0] + [softplus_inv(SIGMA_V - head.min_std)] * 2))
+    return m
+
+
+def generative_parameters(m: StateSpaceModel) -> list[nn.Parameter]:
+    if isinstance(m, DMM):
+        return [m.z_0, *m.transition.parameters(), *m.emitter.parameters(),
+                *m.emission.parameters()]
+    assert isinstance(m, SRNN)
     return [*m.prior_in.parameters(), *m.prior_out.parameters(), *m.emit_in.parameters(),
             *m.emission.parameters()]
 
 
-def elbo_samples(m: SRNN, x: np.ndarray, n: int, seed: int) -> torch.Tensor:
+def elbo_samples(m: StateSpaceModel, x: np.ndarray, n: int, seed: int) -> torch.Tensor:
     """n independent one-sample ELBOs of the whole sequence."""
     xt = torch.from_numpy(x)
     u = torch.zeros_like(xt)
@@ -97,8 +128,22 @@ def test_generative_part_is_the_linear_gaussian_model() -> None:
     torch.testing.assert_close(prm.p_scale, torch.full((5, 2), SIGMA_W))
 
 
-def test_elbo_never_exceeds_the_kalman_log_likelihood() -> None:
-    m = linear_gaussian_srnn()
+def test_dmm_generative_part_is_the_linear_gaussian_model() -> None:
+    m = linear_gaussian_dmm()
+    z = torch.randn(5, 2)
+    pre = m.precompute(Batch(torch.zeros(5, 3, 2), torch.zeros(5, 3, 2), torch.ones(5, 3)))
+    prm = m.step(z, 1, pre)
+    torch.testing.assert_close(prm.p_loc, z @ torch.tensor(A, dtype=torch.float32).T)
+    torch.testing.assert_close(prm.p_scale, torch.full((5, 2), SIGMA_W))
+    loc, scale = m.emission.head(m.emitter(z))
+    torch.testing.assert_close(loc, z @ torch.tensor(C, dtype=torch.float32).T)
+    torch.testing.assert_close(scale, torch.full((5, 2), SIGMA_V))
+
+
+@pytest.mark.parametrize("build", [linear_gaussian_srnn, linear_gaussian_dmm],
+                         ids=["srnn", "dmm"])
+def test_elbo_never_exceeds_the_kalman_log_likelihood(build) -> None:
+    m = build()
     for p in generative_parameters(m):
         p.requires_grad_(False)
     x = simulate(seed=1)

@@ -6,11 +6,14 @@ import argparse
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from srnn.data.music import CANONICAL, FRACCARO
-from srnn.errors import SRNNError
+from srnn.errors import ConfigError, SRNNError
 
 DATASET_HELP = ("data set: bach (embedded default, built from the music21 corpus), the canonical "
                 f"{', '.join(CANONICAL)}, or the SRNN paper's files {', '.join(FRACCARO)}")
@@ -27,48 +30,59 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for PyTorch (default: PyTorch's choice)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    from srnn.models.srnn import SRNNConfig
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """Model options; each applies to the models whose config has it (unset: their default)."""
+    g = p.add_argument_group(
+        "model (unset options keep each model's default; SRNN's are the paper's music setup)")
+    g.add_argument("--z-dim", type=int, help="size of z_t (SRNN: 100)")
+    g.add_argument("--d-dim", type=int,
+                   help="size of the forward recurrent state (d_t, h_t) (SRNN: 300)")
+    g.add_argument("--a-dim", type=int,
+                   help="size of the inference recurrent state (a_t, b_t) (SRNN: 300)")
+    g.add_argument("--hidden", type=int, help="hidden units of each MLP (SRNN: 500)")
+    g.add_argument("--feature-layers", type=int,
+                   help="layers of the feature network on x and u; 0 feeds raw x and u (SRNN: 2)")
+    g.add_argument("--feature-dim", type=int, help="units per feature layer (SRNN: 500)")
+    g.add_argument("--emission", choices=["bernoulli", "gauss", "gmm"],
+                   help="p(x_t | ...) (default: bernoulli for binary data, gauss otherwise)")
+    g.add_argument("--mixtures", type=int, help="components of a gmm emission (5)")
+    g.add_argument("--activation", choices=["clipped_leaky_relu", "relu", "tanh", "identity"],
+                   help="hidden-layer activation (SRNN: clipped_leaky_relu; DMM: relu)")
+    g.add_argument("--filtering", action="store_true",
+                   help="SRNN: filtering posterior q(z_t|z_{t-1},d_t,x_t) instead of smoothing")
+    g.add_argument("--no-res-q", action="store_true", help="SRNN: disable the Res_q mean (eq. 12)")
+    g.add_argument("--dropout", type=float,
+                   help="SRNN, RNN: dropout on features and recurrent states (0)")
+    g.add_argument("--shared-heads", action="store_true",
+                   help="SRNN: mean and variance of p and q share one hidden layer (default: two "
+                        "networks, eq. 3)")
+    g.add_argument("--aux-weight", type=float,
+                   help="Z-forcing: weight of the auxiliary cost log p(b_t | z_t); 0 disables (1)")
+    g.add_argument("--emission-hidden", type=int, help="DMM: units of the emission MLP (100)")
+    g.add_argument("--init", choices=["paper", "torch"],
+                   help="weight initialisation: paper (Glorot-normal, orthogonal GRUs) or torch "
+                        "(PyTorch defaults) (default: paper; DMM: torch)")
+
+
+def model_options_from_args(a: argparse.Namespace) -> dict:
+    """The model options set on the command line (flags only when given)."""
+    names = ("z_dim", "d_dim", "a_dim", "hidden", "feature_layers", "feature_dim", "emission",
+             "mixtures", "activation", "dropout", "aux_weight", "emission_hidden", "init")
+    out = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
+    if a.filtering:
+        out["smoothing"] = False
+    if a.no_res_q:
+        out["res_q"] = False
+    if a.shared_heads:
+        out["two_networks"] = False
+    return out
+
+
+def _add_optimisation(p: argparse.ArgumentParser) -> None:
     from srnn.train.trainer import TrainConfig
 
-    m, t = SRNNConfig(), TrainConfig()
-    ap = argparse.ArgumentParser(
-        prog="srnn", description="Stochastic recurrent neural networks: train, evaluate, sample.")
-    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    tr = sub.add_parser("train", help="train a model and evaluate it on the test split",
-                        description="Train a model, keep the checkpoint with the best "
-                        "validation ELBO, and write its test ELBO to RUN_DIR/results.json.")
-    tr.add_argument("--dataset", default="bach", help=DATASET_HELP + " (default: bach)")
-    tr.add_argument("--model", default="srnn", help="model name (default: srnn)")
-    tr.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
-    _add_data_dir(tr)
-    g = tr.add_argument_group("model (defaults: the paper's music setup)")
-    g.add_argument("--z-dim", type=int, default=m.z_dim, help=f"size of z_t (default {m.z_dim})")
-    g.add_argument("--d-dim", type=int, default=m.d_dim,
-                   help=f"size of the forward GRU state d_t (default {m.d_dim})")
-    g.add_argument("--a-dim", type=int, default=m.a_dim,
-                   help=f"size of the inference state a_t (default {m.a_dim})")
-    g.add_argument("--hidden", type=int, default=m.hidden,
-                   help=f"hidden units of each MLP (default {m.hidden})")
-    g.add_argument("--feature-layers", type=int, default=m.feature_layers,
-                   help="layers of the shared feature network on x and u; 0 feeds raw x and u "
-                        f"(default {m.feature_layers})")
-    g.add_argument("--feature-dim", type=int, default=m.feature_dim,
-                   help=f"units per feature layer (default {m.feature_dim})")
-    g.add_argument("--filtering", action="store_true",
-                   help="filtering posterior q(z_t|z_{t-1},d_t,x_t) instead of smoothing")
-    g.add_argument("--no-res-q", action="store_true", help="disable the Res_q mean (eq. 12)")
-    g.add_argument("--dropout", type=float, default=m.dropout,
-                   help=f"dropout on features, d_t and a_t (default {m.dropout})")
-    g.add_argument("--shared-heads", action="store_true",
-                   help="mean and variance of p and q share one hidden layer (default: two "
-                        "networks, eq. 3)")
-    g.add_argument("--init", choices=["paper", "torch"], default=m.init,
-                   help="weight initialisation: paper (Glorot-normal, orthogonal GRUs) or "
-                        f"torch (PyTorch defaults) (default {m.init})")
-    o = tr.add_argument_group("optimisation (defaults: the paper's code)")
+    t = TrainConfig()
+    o = p.add_argument_group("optimisation (defaults: the paper's code)")
     o.add_argument("--epochs", type=int, default=None,
                    help=f"maximum epochs ({t.epochs}; with --resume, extends the saved run)")
     o.add_argument("--batch-size", type=int, default=t.batch_size,
@@ -95,6 +109,26 @@ def _parser() -> argparse.ArgumentParser:
                         "counted from the run's start)")
     o.add_argument("--subset", type=int, default=None,
                    help="use only the first N sequences of each split (quick checks)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from srnn.models import MODELS
+
+    ap = argparse.ArgumentParser(
+        prog="srnn", description="Stochastic recurrent neural networks: train, evaluate, sample.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tr = sub.add_parser("train", help="train a model and evaluate it on the test split",
+                        description="Train a model, keep the checkpoint with the best "
+                        "validation ELBO, and write its test ELBO to RUN_DIR/results.json.")
+    tr.add_argument("--dataset", default="bach", help=DATASET_HELP + " (default: bach)")
+    tr.add_argument("--model", default="srnn", choices=list(MODELS),
+                    help="model (default: srnn); see docs/models.md")
+    tr.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    _add_data_dir(tr)
+    _add_model_options(tr)
+    _add_optimisation(tr)
     tr.add_argument("--resume", action="store_true",
                     help="continue RUN_DIR from its last checkpoint (its saved settings win)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -124,6 +158,30 @@ def _parser() -> argparse.ArgumentParser:
                     help="seconds per time step in the MIDI file (default: 0.5 for quarter-note "
                          "sets, 0.25 for eighth-note sets, 0.3 for the Fraccaro files)")
 
+    co = sub.add_parser("compare", help="train several models under one protocol and tabulate",
+                        description="Train each model on one data set (parameter counts matched "
+                        "to the reference model's by scaling widths, unless --no-match), then "
+                        "write OUT/comparison.csv, .md and .json. Finished models are kept and "
+                        "interrupted ones resume when the command is run again.")
+    co.add_argument("--dataset", default="bach", help=DATASET_HELP + " (default: bach)")
+    co.add_argument("--models", default="srnn,vrnn,vrnn-i,storn,rnn,zforcing,dmm",
+                    help="comma-separated model names (default: all seven)")
+    co.add_argument("--out", required=True, metavar="DIR", help="directory to write")
+    co.add_argument("--jobs", type=int, default=1, help="models trained at once (1)")
+    co.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per job (default: cores / jobs)")
+    co.add_argument("--no-match", action="store_true",
+                    help="keep each model's default sizes instead of matching parameter counts")
+    co.add_argument("--params", type=int, default=None,
+                    help="target parameter count (default: that of --reference)")
+    co.add_argument("--reference", default="srnn",
+                    help="model whose parameter count the others match (srnn)")
+    co.add_argument("--set", action="append", default=[], metavar="MODEL.OPTION=VALUE",
+                    help="set a model option by hand, e.g. vrnn.d_dim=400 (repeatable); "
+                         "hand-set widths are not scaled")
+    _add_data_dir(co)
+    _add_optimisation(co)
+
     da = sub.add_parser("data", help="list or download data sets")
     dsub = da.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     dl = dsub.add_parser("list", help="show which data sets are available locally")
@@ -148,19 +206,50 @@ def _setup_torch(threads: int | None) -> None:
 def _cmd_train(a: argparse.Namespace) -> dict:
     from srnn.train.trainer import train
 
-    model_options = {"z_dim": a.z_dim, "d_dim": a.d_dim, "a_dim": a.a_dim, "hidden": a.hidden,
-                     "feature_layers": a.feature_layers, "feature_dim": a.feature_dim,
-                     "smoothing": not a.filtering, "res_q": not a.no_res_q,
-                     "dropout": a.dropout, "two_networks": not a.shared_heads, "init": a.init}
-    extra = {} if a.epochs is None else {"epochs": a.epochs}
-    if a.max_minutes is not None:
-        extra["max_minutes"] = a.max_minutes
     return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
-                 progress=False if a.no_progress else None, model_options=model_options,
-                 **extra, batch_size=a.batch_size, window=a.window, lr=a.lr,
-                 adam_eps=a.adam_eps, clip_norm=a.clip_norm, kl_start=a.kl_start,
-                 kl_epochs=a.kl_epochs, lr_decay=a.lr_decay, lr_decay_start=a.lr_decay_start,
-                 patience=a.patience, seed=a.seed, subset=a.subset)
+                 progress=False if a.no_progress else None,
+                 model_options=model_options_from_args(a), **_train_options(a))
+
+
+def parse_settings(items: list[str]) -> dict[str, dict]:
+    """``MODEL.OPTION=VALUE`` strings as {model: {option: value}} (values parsed as JSON when
+    they can be, e.g. numbers and true/false)."""
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        model, dot, option = key.partition(".")
+        if not sep or not dot or not option:
+            raise ConfigError(f"--set {item!r}: expected MODEL.OPTION=VALUE")
+        try:
+            v = json.loads(value)
+        except json.JSONDecodeError:
+            v = value
+        out.setdefault(model, {})[option] = v
+    return out
+
+
+def _train_options(a: argparse.Namespace) -> dict:
+    opts = {k: getattr(a, k) for k in ("batch_size", "window", "lr", "adam_eps", "clip_norm",
+                                       "kl_start", "kl_epochs", "lr_decay", "lr_decay_start",
+                                       "patience", "seed", "subset")}
+    if a.epochs is not None:
+        opts["epochs"] = a.epochs
+    if a.max_minutes is not None:
+        opts["max_minutes"] = a.max_minutes
+    return opts
+
+
+def _cmd_compare(a: argparse.Namespace) -> dict:
+    from srnn.experiments.compare import compare
+
+    models = [m.strip() for m in a.models.split(",") if m.strip()]
+    rows = compare(a.dataset, models, a.out, jobs=a.jobs, threads=a.threads,
+                   data_dir=a.data_dir, match=not a.no_match, target=a.params,
+                   options=parse_settings(a.set), command=a.command_line,
+                   **_train_options(a))
+    print((Path(a.out) / "comparison.md").read_text())
+    return {"written": [str(Path(a.out) / f"comparison.{e}") for e in ("csv", "md", "json")],
+            "failed": [r["model"] for r in rows if r.get("error")]}
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> dict:
@@ -196,13 +285,21 @@ def _cmd_data(a: argparse.Namespace) -> dict | None:
     return {"written": str(path)}
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = _parser().parse_args(argv)
+    a.command_line = "srnn " + shlex.join(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     _setup_torch(getattr(a, "threads", None))
+    # SIGTERM stops a command like Ctrl-C does, so that cleanup (e.g. worker processes) runs.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample,
-                "data": _cmd_data}
+                "compare": _cmd_compare, "data": _cmd_data}
     try:
         out = commands[a.command](a)
     except SRNNError as e:

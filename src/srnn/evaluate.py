@@ -11,11 +11,11 @@ import torch
 from srnn.bounds.elbo import elbo_terms
 from srnn.data.batching import evaluation_batches, stream_batches
 from srnn.data.sequences import Split
-from srnn.models.base import StateSpaceModel
+from srnn.models.base import SequenceModel
 
 
 @torch.no_grad()
-def evaluate_elbo(model: StateSpaceModel, split: Split, batch_size: int = 32, seed: int = 0,
+def evaluate_elbo(model: SequenceModel, split: Split, batch_size: int = 32, seed: int = 0,
                   max_steps: int = 64_000) -> dict[str, Any]:
     """ELBO of ``split`` from one posterior sample per sequence (fixed ``seed``).
 

@@ -5,8 +5,14 @@ A model splits its computation into
   * ``init_state(pre, carry)``: the recurrent state before step 1 (z_0 and any cell state);
   * ``step(state, t, pre)``: the proposal q(z_t | ...) and prior p(z_t | ...) at step t;
   * ``next_state(state, z_t, t, pre)``: the state after z_t has been drawn;
-  * ``emission_log_prob(z, pre)``: log p(x_t | z_t, ...) for all steps at once, shape (B, T).
+  * ``emission_context(state, z_t, new_state)``: what the emission at step t reads besides z_t
+    and ``pre`` (e.g. the VRNN's h_{t-1}); None for models whose emission needs no state;
+  * ``emission_log_prob(z, pre, context)``: log p(x_t | z_t, ...) for all steps at once, (B, T);
+  * ``auxiliary_log_prob(z, pre, context)``: an extra training term that is not part of the
+    bound (Z-forcing's auxiliary cost), already weighted; None for most models.
 The bounds (ELBO, and later IWAE, FIVO) and samplers are generic loops over this interface.
+A deterministic model (the RNN) has no z: it sets ``z_dim = 0`` and gives its exact
+log-likelihood through ``exact_log_prob`` instead.
 """
 
 from __future__ import annotations
@@ -43,10 +49,27 @@ class StepParams(NamedTuple):
     p_scale: Tensor
 
 
-class StateSpaceModel(nn.Module):
-    """Base class of latent sequence models with the step interface (see module docstring)."""
+class SequenceModel(nn.Module):
+    """Base class of every model: a config, a latent size and ancestral sampling."""
 
     z_dim: int
+    config: Any
+
+    @torch.no_grad()
+    def generate(self, num: int, steps: int) -> Tensor:
+        """Ancestral sample x_1:T from the generative model, shape (num, steps, x_dim)."""
+        raise NotImplementedError
+
+    def exact_log_prob(self, batch: Batch, carry: Any = None) -> tuple[Tensor, Any]:
+        """log p(x_t | x_<t) per step (B, T) and the carry, for models without latents."""
+        raise NotImplementedError(f"{type(self).__name__} has latent variables")
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class StateSpaceModel(SequenceModel):
+    """Base class of latent sequence models with the step interface (see module docstring)."""
 
     def precompute(self, batch: Batch, carry: Any = None) -> Any:
         raise NotImplementedError
@@ -60,9 +83,16 @@ class StateSpaceModel(nn.Module):
     def next_state(self, state: Any, z: Tensor, t: int, pre: Any) -> Any:
         raise NotImplementedError
 
-    def emission_log_prob(self, z: Tensor, pre: Any) -> Tensor:
+    def emission_context(self, state: Any, z: Tensor, new_state: Any) -> Tensor | None:
+        return None
+
+    def emission_log_prob(self, z: Tensor, pre: Any, context: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
-    def final_carry(self, state: Any, pre: Any) -> Any:
+    def auxiliary_log_prob(self, z: Tensor, pre: Any, context: Tensor | None = None
+                           ) -> Tensor | None:
+        return None
+
+    def final_carry(self, state: Any, pre: Any) -> Any:  # called after emission_log_prob
         """What a following window of the same streams starts from (truncated BPTT)."""
         return None

@@ -14,14 +14,14 @@ Inference (section 4, eq. 7-12):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from srnn.models.base import Batch, StateSpaceModel, StepParams
 from srnn.nn.emissions import make_emission
-from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation, init_paper_
+from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
 
 
@@ -38,12 +38,16 @@ class SRNNConfig:
     feature_dim: int = 500
     smoothing: bool = True  # a_t from a backward GRU (smoothing) or an MLP (filtering)
     res_q: bool = True  # eq. 12 residual posterior mean
-    emission: str = "bernoulli"
+    emission: str = "bernoulli"  # bernoulli, gauss or gmm
+    mixtures: int = 5  # components of a gmm emission
     activation: str = "clipped_leaky_relu"
     dropout: float = 0.0  # on the features and on d_t, a_t before the heads
     min_std: float = 1e-4  # floor of every latent standard deviation
     two_networks: bool = True  # mean and variance of p and q from separate hidden layers (eq. 3)
     init: str = "paper"  # "paper" (Glorot-normal, orthogonal GRUs) or "torch" (PyTorch defaults)
+
+    # Widths that parameter matching scales together (z_dim stays as set).
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "a_dim", "hidden", "feature_dim")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,11 +91,8 @@ class SRNN(StateSpaceModel):
         self.post_out = GaussianHead(c.hidden, c.z_dim, c.min_std, c.two_networks)
         # Emission p(x_t | z_t, d_t), eq. 4.
         self.emit_in = SplitInputLinear(c.z_dim, c.d_dim, c.hidden)
-        self.emission = make_emission(c.emission, c.hidden, c.x_dim)
-        if c.init == "paper":
-            init_paper_(self)
-        elif c.init != "torch":
-            raise ValueError(f"unknown init {c.init!r}; choose paper or torch")
+        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        apply_init_(self, c.init)
 
     # -- everything that does not depend on z, for all time steps at once ------------------
     def precompute(self, batch: Batch, carry: Any = None) -> SRNNPre:
@@ -133,7 +134,8 @@ class SRNN(StateSpaceModel):
         return pre.d_last.detach(), state.detach()
 
     # -- emission for all steps at once --------------------------------------------------------
-    def emission_log_prob(self, z: Tensor, pre: SRNNPre) -> Tensor:
+    def emission_log_prob(self, z: Tensor, pre: SRNNPre, context: Tensor | None = None
+                          ) -> Tensor:
         """log p(x_t | z_t, d_t), eq. 4, shape (B, T)."""
         h = self.act(self.emit_in(z, pre.d))
         return self.emission.log_prob(h, pre.x)

@@ -1,10 +1,19 @@
-"""Observation models ``p(x_t | features)``: Bernoulli for piano rolls, diagonal Gaussian."""
+"""Observation models ``p(x_t | features)``: Bernoulli for piano rolls, diagonal Gaussian and
+Gaussian mixture for real values."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Distribution, Independent, Normal
+from torch.distributions import (
+    Bernoulli,
+    Categorical,
+    Distribution,
+    Independent,
+    MixtureSameFamily,
+    Normal,
+)
 
 from srnn.nn.layers import GaussianHead
 
@@ -42,12 +51,41 @@ class GaussianEmission(nn.Module):
         return self.distribution(h).log_prob(x)
 
 
-EMISSIONS = {"bernoulli": BernoulliEmission, "gauss": GaussianEmission}
+class GMMEmission(nn.Module):
+    """``p(x_t | h_t) = sum_k pi_k(h_t) N(x_t; mu_k(h_t), diag sigma_k(h_t)^2)``, K components."""
+
+    binary = False
+
+    def __init__(self, in_dim: int, x_dim: int, mixtures: int = 5, min_std: float = 1e-3
+                 ) -> None:
+        super().__init__()
+        if mixtures < 1:
+            raise ValueError(f"a mixture needs at least one component, not {mixtures}")
+        self.k, self.x_dim, self.min_std = mixtures, x_dim, min_std
+        self.logits = nn.Linear(in_dim, mixtures)
+        self.loc = nn.Linear(in_dim, mixtures * x_dim)
+        self.scale = nn.Linear(in_dim, mixtures * x_dim)
+
+    def distribution(self, h: Tensor) -> Distribution:
+        shape = (*h.shape[:-1], self.k, self.x_dim)
+        loc = self.loc(h).view(shape)
+        scale = F.softplus(self.scale(h)).view(shape) + self.min_std
+        return MixtureSameFamily(Categorical(logits=self.logits(h)),
+                                 Independent(Normal(loc, scale), 1))
+
+    def log_prob(self, h: Tensor, x: Tensor) -> Tensor:
+        return self.distribution(h).log_prob(x)
 
 
-def make_emission(name: str, in_dim: int, x_dim: int) -> nn.Module:
+EMISSIONS = {"bernoulli": BernoulliEmission, "gauss": GaussianEmission, "gmm": GMMEmission}
+
+
+def make_emission(name: str, in_dim: int, x_dim: int, mixtures: int = 5) -> nn.Module:
+    """The emission ``name`` (bernoulli, gauss, gmm with ``mixtures`` components)."""
     if name not in EMISSIONS:
         raise ValueError(f"unknown emission {name!r}; choose one of {', '.join(EMISSIONS)}")
+    if name == "gmm":
+        return GMMEmission(in_dim, x_dim, mixtures)
     return EMISSIONS[name](in_dim, x_dim)
 
 

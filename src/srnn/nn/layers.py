@@ -98,6 +98,9 @@ class GaussianHead(nn.Module):
 def init_paper_(module: nn.Module) -> None:
     """The initialisation of the SRNN paper's code: Glorot-normal weights and zero biases in
     linear layers, orthogonal recurrent and input matrices (per gate) in GRUs."""
+    from srnn.nn.recurrent import SplitInputGRUCell
+
+    cells = [m for m in module.modules() if isinstance(m, SplitInputGRUCell)]
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.xavier_normal_(m.weight)
@@ -110,3 +113,28 @@ def init_paper_(module: nn.Module) -> None:
                         nn.init.orthogonal_(gate)
                 else:
                     nn.init.zeros_(p)
+    for cell in cells:  # its recurrent matrix is orthogonal per gate, like a GRU's
+        for gate in cell.h.weight.data.chunk(3, dim=0):
+            nn.init.orthogonal_(gate)
+
+
+def apply_init_(module: nn.Module, init: str) -> None:
+    """``paper`` (:func:`init_paper_`) or ``torch`` (PyTorch's defaults, left as they are)."""
+    if init == "paper":
+        init_paper_(module)
+    elif init != "torch":
+        raise ValueError(f"unknown init {init!r}; choose paper or torch")
+
+
+class MLPGaussian(nn.Module):
+    """``N(mu(h), sigma(h)^2)`` from one hidden layer: ``h -> act(W h + b) -> GaussianHead``."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, act: str, min_std: float
+                 ) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(in_dim, hidden)
+        self.act = activation(act)
+        self.head = GaussianHead(hidden, out_dim, min_std)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self.head(self.act(self.hidden(h)))

@@ -25,3 +25,31 @@ class BackwardGRU(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         out, _ = self.gru(reverse_padded(x, lengths))
         return reverse_padded(out, lengths)
+
+
+class SplitInputGRUCell(nn.Module):
+    """``h_t = GRU(h_{t-1}, [c_t, z_t])`` with the input product split in two.
+
+    ``W_c c_t + b`` does not depend on z, so :meth:`context` computes it for all steps at
+    once; only ``W_z z_t`` and the recurrent product run inside the z-recursion. The gates
+    are PyTorch's (``nn.GRUCell``): r = sigma(i_r + h_r), u = sigma(i_u + h_u),
+    n = tanh(i_n + r * h_n), h_t = (1 - u) n + u h_{t-1}.
+    """
+
+    def __init__(self, c_dim: int, z_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.c = nn.Linear(c_dim, 3 * hidden)
+        self.z = nn.Linear(z_dim, 3 * hidden, bias=False)
+        self.h = nn.Linear(hidden, 3 * hidden)
+
+    def context(self, c: Tensor) -> Tensor:
+        return self.c(c)
+
+    def forward(self, gi_c: Tensor, z: Tensor, h: Tensor) -> Tensor:
+        i_r, i_u, i_n = (gi_c + self.z(z)).chunk(3, dim=-1)
+        h_r, h_u, h_n = self.h(h).chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        u = torch.sigmoid(i_u + h_u)
+        n = torch.tanh(i_n + r * h_n)
+        return n + u * (h - n)

@@ -25,7 +25,7 @@ from srnn.data.batching import stream_batches, training_batches, windows
 from srnn.errors import ConfigError
 from srnn.evaluate import evaluate_elbo
 from srnn.io import append_jsonl, atomic_write, write_json
-from srnn.models import MODELS, StateSpaceModel, build_model
+from srnn.models import MODELS, SequenceModel, build_model
 from srnn.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from srnn.train.schedules import KLAnnealing, lr_at_epoch
 
@@ -90,7 +90,7 @@ def prepare_data(cfg: RunConfig) -> SequenceDataset:
     return data
 
 
-def build_from_config(cfg: RunConfig, data: SequenceDataset) -> StateSpaceModel:
+def build_from_config(cfg: RunConfig, data: SequenceDataset) -> SequenceModel:
     options = dict(cfg.model_options)
     options.setdefault("x_dim", data.dim)
     if not data.binary:
@@ -104,7 +104,7 @@ def build_from_config(cfg: RunConfig, data: SequenceDataset) -> StateSpaceModel:
 
 
 def load_model(run_dir: str | os.PathLike[str], which: str = BEST
-               ) -> tuple[StateSpaceModel, RunConfig]:
+               ) -> tuple[SequenceModel, RunConfig]:
     """The model of a run (best checkpoint by default) and its config; needs no data files
     (``config.json`` holds every model option, the data size included)."""
     cfg = load_run_config(run_dir)
@@ -118,7 +118,7 @@ def load_model(run_dir: str | os.PathLike[str], which: str = BEST
 
 def load_trained(run_dir: str | os.PathLike[str], which: str = BEST,
                  data_dir: str | None = None
-                 ) -> tuple[StateSpaceModel, RunConfig, SequenceDataset]:
+                 ) -> tuple[SequenceModel, RunConfig, SequenceDataset]:
     """The model of a run (best checkpoint by default), its config and its data."""
     model, cfg = load_model(run_dir, which)
     if data_dir:
@@ -204,7 +204,7 @@ class Trainer:
         for batch in bar:
             w = self.kl(self.step)
             terms = elbo_terms(self.model, batch, carry=carry)
-            loss = -terms.per_step(w)
+            loss = -terms.objective(w)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm)
@@ -266,11 +266,12 @@ class Trainer:
         self.model.load_state_dict(best["model"])
         res = evaluate_elbo(self.model, self.data.split(split), self.tc.eval_batch_size)
         out = {"dataset": self.cfg.dataset, "model": self.cfg.model, "split": split,
+               "bound": "exact" if self.model.z_dim == 0 else "elbo",
                "protocol": self.data.protocol, "time_step": self.data.time_step, **res,
                "best_epoch": int(best["best_epoch"]), "epochs": self.epoch,
                "valid_elbo_per_step": float(best["best_valid"]),
                "train_seconds": self.elapsed,
-               "parameters": sum(p.numel() for p in self.model.parameters()),
+               "parameters": self.model.num_parameters(),
                "model_options": self.model.config.to_dict(), "train_options": asdict(self.tc)}
         write_json(self.run_dir / "results.json", out)
         return out

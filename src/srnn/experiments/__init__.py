@@ -1,0 +1,1 @@
+"""Experiments built from training runs: model comparisons."""

@@ -1,0 +1,184 @@
+"""``srnn compare``: train several models on one data set under the same protocol and tabulate.
+
+Each model trains into ``OUT/<model>/`` (an ordinary run directory), several at once where
+``jobs > 1``. A model whose ``results.json`` exists is not trained again and one with a
+``last.pt`` resumes, so an interrupted comparison continues where it stopped. The table goes to
+``OUT/comparison.csv``, ``OUT/comparison.md`` and ``OUT/comparison.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import multiprocessing as mp
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+from srnn.errors import ConfigError
+from srnn.experiments.sizes import count_parameters, match_parameters
+from srnn.io import atomic_write, write_json
+from srnn.models import MODELS, model_fields
+
+log = logging.getLogger("srnn.compare")
+
+COLUMNS = ["model", "parameters", "bound", "test_per_step", "test_mean_of_sequences",
+           "valid_per_step", "train_minutes", "epochs", "best_epoch", "options", "error"]
+
+
+def plan(models: list[str], x_dim: int, binary: bool, match: bool = True,
+         target: int | None = None, reference: str = "srnn",
+         options: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The model options of each job: hand-set ``options[model]``, then widths scaled so each
+    parameter count meets ``target`` (default: that of ``reference`` with its options)."""
+    options = options or {}
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    out: dict[str, dict[str, Any]] = {}
+    for m in models:
+        opts = {"x_dim": x_dim, **options.get(m, {})}
+        if not binary:
+            opts.setdefault("emission", "gauss")
+        bad = sorted(set(opts) - set(model_fields(m)))
+        if bad:
+            raise ConfigError(f"model {m!r} has no option(s) {', '.join(bad)}")
+        out[m] = opts
+    if match:
+        if target is None:
+            ref_opts = out.get(reference) or {"x_dim": x_dim, **options.get(reference, {})}
+            target = count_parameters(reference, ref_opts)
+        for m in models:
+            out[m] = match_parameters(m, target, out[m])
+    return out
+
+
+def _run_job(model: str, dataset: str, run_dir: str, model_options: dict[str, Any],
+             train_options: dict[str, Any], data_dir: str | None, threads: int
+             ) -> dict[str, Any]:
+    """Train one model (in a worker process); its log goes to RUN_DIR/train.log."""
+    import torch
+
+    from srnn.train.trainer import train
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(Path(run_dir) / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        return train(dataset, run_dir, model=model, data_dir=data_dir, resume=True,
+                     progress=False, model_options=model_options, **train_options)
+    except Exception as e:  # reported in the table; the other models go on
+        logging.getLogger("srnn.compare").error("%s failed:\n%s", model, traceback.format_exc())
+        return {"error": f"{type(e).__name__}: {e}"}
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def row(model: str, res: dict[str, Any]) -> dict[str, Any]:
+    """One table row from a run's ``results.json`` (or an error)."""
+    if "error" in res:
+        return {"model": model, "error": res["error"]}
+    return {
+        "model": model, "parameters": res["parameters"],
+        "bound": "exact" if res.get("bound") == "exact" else "ELBO",
+        "test_per_step": res["elbo_per_step"],
+        "test_mean_of_sequences": res["elbo_mean_of_sequences"],
+        "valid_per_step": res["valid_elbo_per_step"],
+        "train_minutes": res["train_seconds"] / 60, "epochs": res["epochs"],
+        "best_epoch": res["best_epoch"],
+        "options": json.dumps({k: v for k, v in res["model_options"].items()
+                               if k in MODELS[model][1].SIZE_FIELDS or k == "z_dim"}),
+        "error": "",
+    }
+
+
+def markdown(rows: list[dict[str, Any]], dataset: str, command: str | None = None) -> str:
+    lines = [f"# Model comparison on `{dataset}`", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += ["Log-likelihood bounds in nats per time step on the whole split (ELBO; exact for "
+              "the RNN). *Test, mean of sequences*: the mean over sequences of each one's value "
+              "per step (the SRNN paper's convention).", "",
+              "| model | parameters | bound | test | test, mean of sequences | valid | "
+              "minutes | epochs (best) |",
+              "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"| {r['model']} | | failed: {r['error']} | | | | | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['parameters']:,} | {r['bound']} | {r['test_per_step']:.3f} | "
+            f"{r['test_mean_of_sequences']:.3f} | {r['valid_per_step']:.3f} | "
+            f"{r['train_minutes']:.1f} | {r['epochs']} ({r['best_epoch']}) |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(out: Path, rows: list[dict[str, Any]], dataset: str,
+                 command: str | None = None) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r.get(c, "") for c in COLUMNS})
+    data = buf.getvalue().encode()
+    atomic_write(out / "comparison.csv", lambda f: f.write(data))
+    md = markdown(rows, dataset, command).encode()
+    atomic_write(out / "comparison.md", lambda f: f.write(md))
+    write_json(out / "comparison.json", {"dataset": dataset, "command": command, "rows": rows})
+
+
+def compare(dataset: str, models: list[str], out: str | os.PathLike[str], jobs: int = 1,
+            threads: int | None = None, data_dir: str | None = None, match: bool = True,
+            target: int | None = None, options: dict[str, dict[str, Any]] | None = None,
+            command: str | None = None, **train_options: Any) -> list[dict[str, Any]]:
+    """Train ``models`` on ``dataset`` into ``out/<model>`` and write the comparison tables."""
+    from srnn.train.trainer import RunConfig, prepare_data
+
+    out = Path(out)
+    data = prepare_data(RunConfig(dataset=dataset, data_dir=data_dir))
+    opts = plan(models, data.dim, data.binary, match=match, target=target, options=options)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "plan.json", {"dataset": dataset, "models": opts,
+                                   "train_options": train_options, "jobs": jobs,
+                                   "threads_per_job": threads})
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for m in models:
+        done = out / m / "results.json"
+        if done.is_file():
+            log.info("%s: already done (%s)", m, done)
+            results[m] = json.loads(done.read_text())
+        else:
+            todo.append(m)
+    args = {m: (m, dataset, str(out / m), opts[m], train_options, data_dir, threads)
+            for m in todo}
+    if jobs <= 1:
+        for m in todo:
+            log.info("%s: training", m)
+            results[m] = _run_job(*args[m])
+    elif todo:
+        # A fresh process per model; on an interrupt or SIGTERM the workers are terminated with
+        # the parent (their last checkpoints let the next call resume them).
+        pool = mp.get_context("spawn").Pool(min(jobs, len(todo)), maxtasksperchild=1)
+        try:
+            pending = {m: pool.apply_async(_run_job, args[m]) for m in todo}
+            pool.close()
+            for m, res in pending.items():
+                results[m] = res.get()
+                log.info("%s: %s", m, results[m].get("error", "done"))
+            pool.join()
+        finally:
+            pool.terminate()
+    rows = [row(m, results[m]) for m in models]
+    write_tables(out, rows, dataset, command)
+    return rows

@@ -1,0 +1,129 @@
+"""DMM: Structured Inference Networks for Nonlinear State Space Models (Krishnan, Shalit and
+Sontag, AAAI 2017), the deep Markov model with the "ST-R" combiner inference network.
+
+Generation (section 3, eq. 1; section 5 "gated transition function"):
+    z_1 ~ p(z_1 | z_0) with a learnt z_0
+    p(z_t | z_{t-1}) = N(mu_t, sigma_t^2):
+        g_t     = sigmoid(W_2 act(W_1 z_{t-1} + b_1) + b_2)          gate
+        m_t     = W_4 act(W_3 z_{t-1} + b_3) + b_4                     proposed mean
+        mu_t    = (1 - g_t) * (W_mu z_{t-1} + b_mu) + g_t * m_t
+        sigma_t = softplus(W_sigma act(m_t) + b_sigma)
+    p(x_t | z_t) = emission of a two-layer MLP of z_t
+Inference (section 4, combiner of Algorithm 1):
+    h_t^r = GRU_back(h_{t+1}^r, x_t)                           right-to-left over x_t:T
+    h_t^c = 1/2 (tanh(W z_{t-1} + b) + h_t^r)
+    q(z_t | z_{t-1}, x_t:T) = N(W_q h_t^c + b_q, softplus(W_s h_t^c + b_s)^2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.nn.emissions import make_emission
+from srnn.nn.layers import MLP, GaussianHead, activation, apply_init_
+from srnn.nn.recurrent import BackwardGRU
+
+
+@dataclass
+class DMMConfig:
+    x_dim: int = 88
+    z_dim: int = 100
+    a_dim: int = 600  # backward RNN state h_t^r (Krishnan et al.: 600)
+    hidden: int = 200  # hidden units of the gated transition
+    emission_hidden: int = 100  # units of each of the emission MLP's two layers
+    emission: str = "bernoulli"
+    mixtures: int = 5
+    activation: str = "relu"
+    min_std: float = 1e-4
+    init: str = "torch"
+
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("a_dim", "hidden", "emission_hidden")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class GatedTransition(nn.Module):
+    """p(z_t | z_{t-1}): the gated transition of Krishnan et al. (2017), section 5."""
+
+    def __init__(self, z_dim: int, hidden: int, act: str, min_std: float) -> None:
+        super().__init__()
+        self.act = activation(act)
+        self.gate_hidden = nn.Linear(z_dim, hidden)  # W_1
+        self.gate = nn.Linear(hidden, z_dim)  # W_2
+        self.proposal_hidden = nn.Linear(z_dim, hidden)  # W_3
+        self.proposal = nn.Linear(hidden, z_dim)  # W_4
+        self.linear = nn.Linear(z_dim, z_dim)  # W_mu, initialised to the identity
+        self.scale = nn.Linear(z_dim, z_dim)  # W_sigma
+        self.min_std = min_std
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.eye(z_dim))
+            self.linear.bias.zero_()
+
+    def forward(self, z_prev: Tensor) -> tuple[Tensor, Tensor]:
+        g = torch.sigmoid(self.gate(self.act(self.gate_hidden(z_prev))))
+        m = self.proposal(self.act(self.proposal_hidden(z_prev)))
+        loc = (1 - g) * self.linear(z_prev) + g * m
+        scale = F.softplus(self.scale(self.act(m))) + self.min_std
+        return loc, scale
+
+
+@dataclass
+class DMMPre:
+    x: Tensor
+    h_right: Tensor  # 1/2 h_t^r, the z-independent half of the combiner, (B, T, a_dim)
+
+
+class DMM(StateSpaceModel):
+    def __init__(self, config: DMMConfig | None = None) -> None:
+        super().__init__()
+        c = self.config = config or DMMConfig()
+        self.z_dim = c.z_dim
+        self.z_0 = nn.Parameter(torch.zeros(c.z_dim))
+        self.transition = GatedTransition(c.z_dim, c.hidden, c.activation, c.min_std)
+        self.emitter = MLP(c.z_dim, c.emission_hidden, 2, c.activation)  # p(x_t | z_t)
+        self.emission = make_emission(c.emission, self.emitter.out_dim, c.x_dim, c.mixtures)
+        self.backward_rnn = BackwardGRU(c.x_dim, c.a_dim)  # h_t^r over x_t:T
+        self.combiner_z = nn.Linear(c.z_dim, c.a_dim)
+        self.combiner_out = GaussianHead(c.a_dim, c.z_dim, c.min_std)
+        apply_init_(self, c.init)
+
+    def precompute(self, batch: Batch, carry: Any = None) -> DMMPre:
+        return DMMPre(x=batch.x, h_right=0.5 * self.backward_rnn(batch.x, batch.lengths))
+
+    def init_state(self, pre: DMMPre, carry: Any = None) -> Tensor:
+        if carry is not None:
+            return carry
+        return self.z_0.expand(pre.x.shape[0], -1)
+
+    def step(self, z_prev: Tensor, t: int, pre: DMMPre) -> StepParams:
+        p_loc, p_scale = self.transition(z_prev)  # p(z_t | z_{t-1})
+        h_c = 0.5 * torch.tanh(self.combiner_z(z_prev)) + pre.h_right[:, t]  # combiner
+        q_loc, q_scale = self.combiner_out(h_c)  # q(z_t | z_{t-1}, x_t:T)
+        return StepParams(q_loc, q_scale, p_loc, p_scale)
+
+    def next_state(self, z_prev: Tensor, z: Tensor, t: int, pre: DMMPre) -> Tensor:
+        return z
+
+    def emission_log_prob(self, z: Tensor, pre: DMMPre, context: Tensor | None = None
+                          ) -> Tensor:
+        return self.emission.log_prob(self.emitter(z), pre.x)  # p(x_t | z_t)
+
+    def final_carry(self, z: Tensor, pre: DMMPre) -> Tensor:
+        return z.detach()
+
+    @torch.no_grad()
+    def generate(self, num: int, steps: int) -> Tensor:
+        z = self.z_0.expand(num, -1)
+        xs = []
+        for _ in range(steps):
+            loc, scale = self.transition(z)
+            z = loc + scale * torch.randn_like(loc)
+            xs.append(self.emission.distribution(self.emitter(z)).sample())
+        return torch.stack(xs, dim=1)

@@ -1,0 +1,71 @@
+"""The deterministic baseline: a GRU over the previous outputs, no latent variables.
+
+    d_t = GRU(d_{t-1}, u_t),  u_t = x_{t-1}          (SRNN paper eq. 1-2, the "RNN" of Table 2)
+    p(x_t | x_<t) = p(x_t | d_t)                     Bernoulli, Gaussian or GMM
+    log p(x_1:T) = sum_t log p(x_t | d_t)            exact, no bound
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from srnn.models.base import Batch, SequenceModel
+from srnn.nn.emissions import make_emission
+from srnn.nn.layers import MLP, activation, apply_init_
+
+
+@dataclass
+class RNNConfig:
+    x_dim: int = 88
+    d_dim: int = 300  # GRU state d_t
+    hidden: int = 500  # hidden units of the emission MLP
+    feature_layers: int = 2  # feature network on u_t (0: raw u_t)
+    feature_dim: int = 500
+    emission: str = "bernoulli"  # bernoulli, gauss or gmm
+    mixtures: int = 5
+    activation: str = "clipped_leaky_relu"
+    dropout: float = 0.0  # on the features and on d_t
+    init: str = "paper"
+
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "hidden", "feature_dim")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RNN(SequenceModel):
+    """GRU language model over time steps; its log-likelihood is exact."""
+
+    z_dim = 0
+
+    def __init__(self, config: RNNConfig | None = None) -> None:
+        super().__init__()
+        c = self.config = config or RNNConfig()
+        self.features = MLP(c.x_dim, c.feature_dim, c.feature_layers, c.activation)
+        self.drop = nn.Dropout(c.dropout)
+        self.rnn = nn.GRU(self.features.out_dim, c.d_dim, batch_first=True)  # eq. 1-2
+        self.emit_in = nn.Linear(c.d_dim, c.hidden)
+        self.act = activation(c.activation)
+        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        apply_init_(self, c.init)
+
+    def exact_log_prob(self, batch: Batch, carry: Any = None) -> tuple[Tensor, Tensor]:
+        """log p(x_t | d_t) for all steps (B, T); the carry is d_T for the next window."""
+        d0 = None if carry is None else carry.unsqueeze(0).contiguous()
+        d, _ = self.rnn(self.drop(self.features(batch.u)), d0)
+        ll = self.emission.log_prob(self.act(self.emit_in(self.drop(d))), batch.x)
+        return ll, d[:, -1].detach()
+
+    @torch.no_grad()
+    def generate(self, num: int, steps: int) -> Tensor:
+        x = next(self.parameters()).new_zeros(num, self.config.x_dim)  # u_1 = 0
+        h, xs = None, []
+        for _ in range(steps):
+            d, h = self.rnn(self.features(x).unsqueeze(1), h)
+            x = self.emission.distribution(self.act(self.emit_in(d[:, 0]))).sample()
+            xs.append(x)
+        return torch.stack(xs, dim=1)

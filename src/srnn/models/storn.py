@@ -1,0 +1,112 @@
+"""STORN: Learning Stochastic Recurrent Networks (Bayer & Osendorfer, 2014).
+
+Generation (section 3):
+    z_t ~ N(0, I)                                   independent across time
+    h_t = GRU(h_{t-1}, [u_t, z_t]),  u_t = x_{t-1}  the generating RNN
+    x_t ~ p(x_t | h_t)
+Inference: q(z_t | x_<=t) = N(mu(a_t), sigma(a_t)^2), a_t = GRU(a_{t-1}, x_t), the recognition
+RNN. Neither q nor p depends on earlier z, so nothing runs step by step: q for all steps, then
+the generating GRU over all steps once z_1:T is drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.nn.emissions import make_emission
+from srnn.nn.layers import MLP, MLPGaussian, activation, apply_init_
+
+
+@dataclass
+class STORNConfig:
+    x_dim: int = 88
+    z_dim: int = 100
+    d_dim: int = 300  # generating RNN state h_t
+    a_dim: int = 300  # recognition RNN state a_t
+    hidden: int = 500  # hidden units of the posterior and emission MLPs
+    feature_layers: int = 2  # shared feature network on x_t and u_t
+    feature_dim: int = 500
+    emission: str = "bernoulli"
+    mixtures: int = 5
+    activation: str = "clipped_leaky_relu"
+    min_std: float = 1e-4
+    init: str = "paper"
+
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "a_dim", "hidden", "feature_dim")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class STORNPre:
+    x: Tensor
+    fu: Tensor  # features of u_t, (B, T, f)
+    q_loc: Tensor  # q(z_t | x_<=t) for all steps, (B, T, z)
+    q_scale: Tensor
+    h0: Tensor | None  # carried generating state
+    a_last: Tensor
+    h_last: Tensor | None = None  # set by emission_log_prob
+
+
+class STORN(StateSpaceModel):
+    def __init__(self, config: STORNConfig | None = None) -> None:
+        super().__init__()
+        c = self.config = config or STORNConfig()
+        self.z_dim = c.z_dim
+        self.act = activation(c.activation)
+        self.features = MLP(c.x_dim, c.feature_dim, c.feature_layers, c.activation)
+        f = self.features.out_dim
+        self.recognition = nn.GRU(f, c.a_dim, batch_first=True)  # a_t = GRU(a_{t-1}, x_t)
+        self.posterior = MLPGaussian(c.a_dim, c.hidden, c.z_dim, c.activation, c.min_std)
+        self.generating = nn.GRU(f + c.z_dim, c.d_dim, batch_first=True)  # h_t
+        self.emit_in = nn.Linear(c.d_dim, c.hidden)
+        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        apply_init_(self, c.init)
+
+    def precompute(self, batch: Batch, carry: Any = None) -> STORNPre:
+        a0, h0 = (None, None) if carry is None else carry
+        a, _ = self.recognition(self.features(batch.x),
+                                None if a0 is None else a0.unsqueeze(0).contiguous())
+        q_loc, q_scale = self.posterior(a)  # q(z_t | x_<=t)
+        return STORNPre(x=batch.x, fu=self.features(batch.u), q_loc=q_loc, q_scale=q_scale,
+                        h0=h0, a_last=a[:, -1])
+
+    def init_state(self, pre: STORNPre, carry: Any = None) -> None:
+        return None
+
+    def step(self, state: None, t: int, pre: STORNPre) -> StepParams:
+        q_loc = pre.q_loc[:, t]
+        zero = torch.zeros_like(q_loc)
+        return StepParams(q_loc, pre.q_scale[:, t], zero, zero + 1.0)  # p(z_t) = N(0, I)
+
+    def next_state(self, state: None, z: Tensor, t: int, pre: STORNPre) -> None:
+        return None
+
+    def emission_log_prob(self, z: Tensor, pre: STORNPre, context: Tensor | None = None
+                          ) -> Tensor:
+        """log p(x_t | h_t) with h_t = GRU(h_{t-1}, [u_t, z_t]), all steps at once."""
+        h0 = None if pre.h0 is None else pre.h0.unsqueeze(0).contiguous()
+        h, _ = self.generating(torch.cat([pre.fu, z], dim=-1), h0)
+        pre.h_last = h[:, -1]
+        return self.emission.log_prob(self.act(self.emit_in(h)), pre.x)
+
+    def final_carry(self, state: None, pre: STORNPre) -> tuple[Tensor, Tensor]:
+        assert pre.h_last is not None
+        return pre.a_last.detach(), pre.h_last.detach()
+
+    @torch.no_grad()
+    def generate(self, num: int, steps: int) -> Tensor:
+        x = next(self.parameters()).new_zeros(num, self.config.x_dim)  # u_1 = 0
+        h, xs = None, []
+        for _ in range(steps):
+            z = torch.randn(num, self.z_dim, device=x.device, dtype=x.dtype)
+            out, h = self.generating(torch.cat([self.features(x), z], -1).unsqueeze(1), h)
+            x = self.emission.distribution(self.act(self.emit_in(out[:, 0]))).sample()
+            xs.append(x)
+        return torch.stack(xs, dim=1)

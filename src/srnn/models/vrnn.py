@@ -1,0 +1,125 @@
+"""VRNN: A Recurrent Latent Variable Model for Sequential Data (Chung et al., NIPS 2015).
+
+Generation (section 3.2, eq. 5-7):
+    z_t ~ N(mu_0t, sigma_0t^2),  [mu_0t, sigma_0t] = phi_prior(h_{t-1})          eq. 5
+    x_t | z_t ~ p(x_t | phi_dec(phi_z(z_t), h_{t-1}))                               eq. 6
+    h_t = f(phi_x(x_t), phi_z(z_t), h_{t-1})      (a GRU)                           eq. 7
+Inference (eq. 9):
+    q(z_t | x_<=t, z_<t) = N(mu_zt, sigma_zt^2),  [mu_zt, sigma_zt] = phi_enc(phi_x(x_t), h_{t-1})
+VRNN-I (``independent_prior``): p(z_t) = N(0, I) at every step (Chung et al., section 4).
+phi_x, the x-parts of phi_enc and of the GRU input are computed for all steps at once; the
+GRU cell runs per step because z_t feeds h_t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.nn.emissions import make_emission
+from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
+from srnn.nn.recurrent import SplitInputGRUCell
+
+
+@dataclass
+class VRNNConfig:
+    x_dim: int = 88
+    z_dim: int = 100
+    d_dim: int = 300  # recurrent state h_t
+    hidden: int = 500  # hidden units of phi_prior, phi_enc, phi_dec
+    feature_layers: int = 2  # layers of phi_x
+    feature_dim: int = 500  # units of phi_x and of phi_z (one layer)
+    independent_prior: bool = False  # VRNN-I: p(z_t) = N(0, I)
+    emission: str = "bernoulli"
+    mixtures: int = 5
+    activation: str = "clipped_leaky_relu"
+    min_std: float = 1e-4
+    init: str = "paper"
+
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "hidden", "feature_dim")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VRNNPre:
+    x: Tensor
+    enc_x: Tensor  # x-part of phi_enc's first layer, (B, T, hidden)
+    cell_x: Tensor  # x-part of the GRU input product, (B, T, 3 d_dim)
+    h0: Tensor
+
+
+class VRNN(StateSpaceModel):
+    """The VRNN (and, with ``independent_prior``, the VRNN-I) of Chung et al. (2015)."""
+
+    def __init__(self, config: VRNNConfig | None = None) -> None:
+        super().__init__()
+        c = self.config = config or VRNNConfig()
+        self.z_dim = c.z_dim
+        self.act = activation(c.activation)
+        self.phi_x = MLP(c.x_dim, c.feature_dim, c.feature_layers, c.activation)
+        fx = self.phi_x.out_dim
+        self.phi_z = MLP(c.z_dim, c.feature_dim, 1, c.activation)
+        if not c.independent_prior:
+            self.phi_prior = MLPGaussian(c.d_dim, c.hidden, c.z_dim, c.activation, c.min_std)
+        self.enc_in = SplitInputLinear(c.d_dim, fx, c.hidden)  # phi_enc([phi_x(x_t), h_{t-1}])
+        self.enc_out = GaussianHead(c.hidden, c.z_dim, c.min_std)
+        self.dec_in = SplitInputLinear(c.feature_dim, c.d_dim, c.hidden)  # phi_dec(phi_z, h)
+        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        self.cell = SplitInputGRUCell(fx, c.feature_dim, c.d_dim)  # eq. 7
+        apply_init_(self, c.init)
+
+    def precompute(self, batch: Batch, carry: Any = None) -> VRNNPre:
+        fx = self.phi_x(batch.x)
+        B = batch.x.shape[0]
+        h0 = carry if carry is not None else batch.x.new_zeros(B, self.config.d_dim)
+        return VRNNPre(x=batch.x, enc_x=self.enc_in.context(fx), cell_x=self.cell.context(fx),
+                       h0=h0)
+
+    def init_state(self, pre: VRNNPre, carry: Any = None) -> Tensor:
+        return pre.h0
+
+    def prior(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """p(z_t | h_{t-1}), eq. 5; N(0, I) for the VRNN-I."""
+        if self.config.independent_prior:
+            zero = h.new_zeros(h.shape[0], self.z_dim)
+            return zero, zero + 1.0
+        return self.phi_prior(h)
+
+    def step(self, h: Tensor, t: int, pre: VRNNPre) -> StepParams:
+        p_loc, p_scale = self.prior(h)  # eq. 5
+        q_loc, q_scale = self.enc_out(self.act(self.enc_in.latent(h) + pre.enc_x[:, t]))  # eq. 9
+        return StepParams(q_loc, q_scale, p_loc, p_scale)
+
+    def next_state(self, h: Tensor, z: Tensor, t: int, pre: VRNNPre) -> Tensor:
+        return self.cell(pre.cell_x[:, t], self.phi_z(z), h)  # eq. 7
+
+    def emission_context(self, h: Tensor, z: Tensor, new_h: Tensor) -> Tensor:
+        return h  # the decoder of step t reads h_{t-1}
+
+    def emission_log_prob(self, z: Tensor, pre: VRNNPre, context: Tensor | None = None
+                          ) -> Tensor:
+        """log p(x_t | phi_dec(phi_z(z_t), h_{t-1})), eq. 6, all steps at once."""
+        assert context is not None
+        return self.emission.log_prob(self.act(self.dec_in(self.phi_z(z), context)), pre.x)
+
+    def final_carry(self, h: Tensor, pre: VRNNPre) -> Tensor:
+        return h.detach()
+
+    @torch.no_grad()
+    def generate(self, num: int, steps: int) -> Tensor:
+        h = next(self.parameters()).new_zeros(num, self.config.d_dim)
+        xs = []
+        for _ in range(steps):
+            p_loc, p_scale = self.prior(h)  # eq. 5
+            z = p_loc + p_scale * torch.randn_like(p_loc)
+            fz = self.phi_z(z)
+            x = self.emission.distribution(self.act(self.dec_in(fz, h))).sample()  # eq. 6
+            h = self.cell(self.cell.context(self.phi_x(x)), fz, h)  # eq. 7
+            xs.append(x)
+        return torch.stack(xs, dim=1)
