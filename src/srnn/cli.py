@@ -57,7 +57,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="SRNN: mean and variance of p and q share one hidden layer (default: two "
                         "networks, eq. 3)")
     g.add_argument("--aux-weight", type=float,
-                   help="Z-forcing: weight of the auxiliary cost log p(b_t | z_t); 0 disables (0.1)")
+                   help="Z-forcing: weight of the auxiliary cost log p(b_t | z_t); 0 disables "
+                        "(0.1)")
     g.add_argument("--emission-hidden", type=int, help="DMM: units of the emission MLP (100)")
     g.add_argument("--init", choices=["paper", "torch"],
                    help="weight initialisation: paper (Glorot-normal, orthogonal GRUs) or torch "

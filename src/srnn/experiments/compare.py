@@ -53,6 +53,10 @@ def plan(models: list[str], x_dim: int, binary: bool, match: bool = True,
             target = count_parameters(reference, ref_opts)
         for m in models:
             out[m] = match_parameters(m, target, out[m])
+            n = count_parameters(m, out[m])
+            if abs(n / target - 1) > 0.10:
+                log.warning("%s: %d parameters, more than 10%% away from the target %d (its "
+                            "fixed sizes, e.g. z_dim, leave too little to scale)", m, n, target)
     return out
 
 

@@ -36,7 +36,9 @@ class ZForcingConfig:
     hidden: int = 500  # hidden units of prior, posterior, decoder and auxiliary MLPs
     feature_layers: int = 2  # feature network on x_t
     feature_dim: int = 500
-    aux_weight: float = 0.1  # beta of the auxiliary cost; 0 disables it
+    # beta of the auxiliary cost; 0 disables it. At 1 the density of the a_dim-wide b_t
+    # outweighs the likelihood and the validation bound falls during training.
+    aux_weight: float = 0.1
     emission: str = "bernoulli"
     mixtures: int = 5
     activation: str = "clipped_leaky_relu"
