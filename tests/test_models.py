@@ -184,3 +184,27 @@ def test_carry_continues_streams(name: str) -> None:
     assert torch.isfinite(t2.per_step())
     if name in ("rnn",):  # deterministic: windows with carry equal one pass exactly
         torch.testing.assert_close(torch.cat([t1.recon, t2.recon], 1), elbo_terms(m, whole).recon)
+
+
+def test_gmm_emission_density() -> None:
+    """The mixture log-density equals log sum_k pi_k N(x; mu_k, sigma_k) computed by hand, and
+    one component is the diagonal Gaussian."""
+    from torch.distributions import Normal
+
+    from srnn.nn.emissions import GMMEmission
+
+    torch.manual_seed(0)
+    em = GMMEmission(5, 3, mixtures=4)
+    h, x = torch.randn(7, 5), torch.randn(7, 3)
+    d = em.distribution(h)
+    loc, scale = d.component_distribution.base_dist.loc, d.component_distribution.base_dist.scale
+    log_pi = torch.log_softmax(em.logits(h), -1)
+    manual = torch.logsumexp(log_pi + Normal(loc, scale).log_prob(x.unsqueeze(1)).sum(-1), -1)
+    torch.testing.assert_close(em.log_prob(h, x), manual)
+    one = GMMEmission(5, 3, mixtures=1)
+    d1 = one.distribution(h)
+    single = Normal(d1.component_distribution.base_dist.loc[:, 0],
+                    d1.component_distribution.base_dist.scale[:, 0]).log_prob(x).sum(-1)
+    torch.testing.assert_close(one.log_prob(h, x), single)
+    with pytest.raises(ValueError, match="at least one component"):
+        GMMEmission(5, 3, mixtures=0)

@@ -266,7 +266,6 @@ class Trainer:
         self.model.load_state_dict(best["model"])
         res = evaluate_elbo(self.model, self.data.split(split), self.tc.eval_batch_size)
         out = {"dataset": self.cfg.dataset, "model": self.cfg.model, "split": split,
-               "bound": "exact" if self.model.z_dim == 0 else "elbo",
                "protocol": self.data.protocol, "time_step": self.data.time_step, **res,
                "best_epoch": int(best["best_epoch"]), "epochs": self.epoch,
                "valid_elbo_per_step": float(best["best_valid"]),
