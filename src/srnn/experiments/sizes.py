@@ -10,12 +10,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
 from srnn.models import MODELS, build_model, model_config
 
 
 def count_parameters(name: str, options: dict[str, Any]) -> int:
-    """Parameters of model ``name`` with ``options`` (built with cheap initialisation)."""
-    return build_model(name, **{**options, "init": "torch"}).num_parameters()
+    """Parameters of model ``name`` with ``options`` (built on the meta device: no memory, no
+    initialisation)."""
+    with torch.device("meta"):
+        return build_model(name, **{**options, "init": "torch"}).num_parameters()
 
 
 def match_parameters(name: str, target: int, options: dict[str, Any] | None = None,

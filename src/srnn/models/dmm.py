@@ -62,9 +62,8 @@ class GatedTransition(nn.Module):
         self.linear = nn.Linear(z_dim, z_dim)  # W_mu, initialised to the identity
         self.scale = nn.Linear(z_dim, z_dim)  # W_sigma
         self.min_std = min_std
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.eye(z_dim))
-            self.linear.bias.zero_()
+        nn.init.eye_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
 
     def forward(self, z_prev: Tensor) -> tuple[Tensor, Tensor]:
         g = torch.sigmoid(self.gate(self.act(self.gate_hidden(z_prev))))
