@@ -13,6 +13,7 @@ from srnn.data import SequenceDataset, Split
 from srnn.models import SRNN, Batch, SRNNConfig
 
 torch.set_flush_denormal(True)
+torch.set_num_threads(1)  # tiny models: one thread is fastest and immune to oversubscription
 
 
 def shared_data_dir() -> Path | None:

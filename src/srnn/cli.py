@@ -108,6 +108,11 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
     o.add_argument("--max-minutes", type=float, default=None,
                    help="stop training after this many minutes, then test (with --resume: "
                         "counted from the run's start)")
+    o.add_argument("--objective", default=t.objective, choices=["elbo", "iwae", "fivo"],
+                   help=f"training objective ({t.objective}); iwae and fivo use --samples K "
+                        "particles and no KL annealing")
+    o.add_argument("--samples", type=int, default=t.samples,
+                   help=f"particles per sequence for --objective iwae|fivo ({t.samples})")
     o.add_argument("--subset", type=int, default=None,
                    help="use only the first N sequences of each split (quick checks)")
 
@@ -135,12 +140,23 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_threads(tr)
 
-    ev = sub.add_parser("evaluate", help="recompute a run's ELBO from its best checkpoint",
-                        description="Evaluate the best checkpoint of RUN_DIR on a split and "
-                        "print the ELBO per step and its parts.")
+    ev = sub.add_parser("evaluate", help="a run's ELBO, IWAE or FIVO bound on a split",
+                        description="Evaluate the best checkpoint of RUN_DIR on a split, print "
+                        "the bound per step and add it to RUN_DIR/results.json under a key per "
+                        "bound and K (e.g. iwae_k100_per_step; other splits than test are "
+                        "prefixed, e.g. valid_iwae_k100_per_step).")
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.add_argument("--split", default="test", choices=["train", "valid", "test"],
                     help="split to evaluate (default test)")
+    ev.add_argument("--bound", default="elbo", choices=["elbo", "iwae", "fivo"],
+                    help="elbo (one sample, analytic KL), iwae (K importance samples) or fivo "
+                         "(particle filter with K particles) (default elbo)")
+    ev.add_argument("--samples", "-K", type=int, default=100,
+                    help="K, samples or particles per sequence for iwae and fivo (100)")
+    ev.add_argument("--resampling", default="multinomial", choices=["multinomial", "systematic"],
+                    help="fivo resampling scheme (multinomial)")
+    ev.add_argument("--ess-threshold", type=float, default=0.5,
+                    help="fivo resamples when the effective sample size < this * K (0.5)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
     _add_data_dir(ev)
     _add_threads(ev)
@@ -232,7 +248,7 @@ def parse_settings(items: list[str]) -> dict[str, dict]:
 def _train_options(a: argparse.Namespace) -> dict:
     opts = {k: getattr(a, k) for k in ("batch_size", "window", "lr", "adam_eps", "clip_norm",
                                        "kl_start", "kl_epochs", "lr_decay", "lr_decay_start",
-                                       "patience", "seed", "subset")}
+                                       "patience", "seed", "subset", "objective", "samples")}
     if a.epochs is not None:
         opts["epochs"] = a.epochs
     if a.max_minutes is not None:
@@ -254,12 +270,29 @@ def _cmd_compare(a: argparse.Namespace) -> dict:
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> dict:
-    from srnn.evaluate import evaluate_elbo
+    from srnn.evaluate import evaluate_elbo, evaluate_particle_bound
+    from srnn.io import write_json
     from srnn.train.trainer import load_trained
 
+    if a.samples < 1:
+        raise ConfigError(f"--samples must be at least 1, not {a.samples}")
     model, cfg, data = load_trained(a.run_dir, data_dir=a.data_dir)
-    res = evaluate_elbo(model, data.split(a.split), cfg.train.eval_batch_size, seed=a.seed)
-    return {"dataset": cfg.dataset, "model": cfg.model, "split": a.split, **res}
+    split = data.split(a.split)
+    if a.bound == "elbo":
+        res = evaluate_elbo(model, split, cfg.train.eval_batch_size, seed=a.seed)
+        new = {"elbo_per_step": res["elbo_per_step"],
+               "elbo_mean_of_sequences": res["elbo_mean_of_sequences"]}
+    else:
+        res = evaluate_particle_bound(model, split, a.bound, a.samples, seed=a.seed,
+                                      resampling=a.resampling, ess_threshold=a.ess_threshold)
+        new = {k: v for k, v in res.items() if not k.endswith("_seconds")}
+    prefix = "" if a.split == "test" else f"{a.split}_"
+    path = Path(a.run_dir) / "results.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    saved.update({prefix + k: v for k, v in new.items()})
+    write_json(path, saved)
+    return {"dataset": cfg.dataset, "model": cfg.model, "split": a.split, "bound": a.bound,
+            **({} if a.bound == "elbo" else {"samples": a.samples}), **res}
 
 
 def _cmd_sample(a: argparse.Namespace) -> dict:

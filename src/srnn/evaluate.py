@@ -1,4 +1,5 @@
-"""Evaluation: the ELBO of a whole split in nats per time step, and its parts."""
+"""Evaluation: the ELBO of a whole split in nats per time step and its parts, and the tighter
+IWAE and FIVO bounds."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from srnn.bounds.elbo import elbo_terms
+from srnn.bounds.particles import particle_bound
 from srnn.data.batching import evaluation_batches, stream_batches
 from srnn.data.sequences import Split
 from srnn.models.base import SequenceModel
@@ -56,3 +58,50 @@ def evaluate_elbo(model: SequenceModel, split: Split, batch_size: int = 32, seed
         "sequences": len(n),
         "seconds": time.perf_counter() - t0,
     }
+
+
+BOUNDS = ("elbo", "iwae", "fivo")
+
+
+def bound_key(bound: str, samples: int) -> str:
+    """The results key of a bound, e.g. ``iwae_k100``; the ELBO's is ``elbo``."""
+    return "elbo" if bound == "elbo" else f"{bound}_k{samples}"
+
+
+@torch.no_grad()
+def evaluate_particle_bound(model: SequenceModel, split: Split, bound: str, samples: int,
+                            seed: int = 0, resampling: str = "multinomial",
+                            ess_threshold: float = 0.5, max_particles: int = 4096
+                            ) -> dict[str, Any]:
+    """IWAE or FIVO with ``samples`` particles per sequence over a whole split.
+
+    Stream-ordered splits are joined back into one sequence per stream (the particles then
+    carry everything along the stream). At most ``max_particles`` particle rows are processed
+    at once; memory grows with them and with the number of steps of a batch, never with their
+    product.
+    """
+    if bound not in ("iwae", "fivo"):
+        raise ValueError(f"unknown particle bound {bound!r}; choose iwae or fivo")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    t0 = time.perf_counter()
+    whole = split.joined_streams()
+    per_batch = max(1, max_particles // samples)
+    lls, steps, resamples = [], [], []
+    for batch in evaluation_batches(whole, per_batch):
+        res = particle_bound(model, batch.to(device), samples, resample=bound == "fivo",
+                             ess_threshold=ess_threshold, resampling=resampling, generator=gen)
+        lls.append(res.log_likelihood.double().cpu())
+        steps.append(res.steps.double().cpu())
+        resamples.append(res.resamples.double().cpu())
+    model.train(was_training)
+    ll, n, r = (torch.cat(v).numpy() for v in (lls, steps, resamples))
+    key = bound_key(bound, samples)
+    out = {f"{key}_per_step": float(ll.sum() / n.sum()),
+           f"{key}_mean_of_sequences": float(np.mean(ll / n)),
+           f"{key}_seconds": time.perf_counter() - t0}
+    if bound == "fivo":
+        out[f"{key}_resampling_rate"] = float(r.sum() / n.sum())
+    return out

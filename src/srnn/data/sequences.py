@@ -45,6 +45,16 @@ class Split:
         xs = [np.ascontiguousarray(s, dtype=np.float32) for s in sequences]
         return cls(x=xs, u=[shift_inputs(s) for s in xs])
 
+    def joined_streams(self) -> Split:
+        """Stream-ordered windows joined back into one sequence per stream (a split of whole
+        sequences; other splits are returned as they are)."""
+        if not self.streams:
+            return self
+        s = self.streams
+        xs = [np.concatenate(self.x[i::s]) for i in range(s) if self.x[i::s]]
+        us = [np.concatenate(self.u[i::s]) for i in range(s) if self.u[i::s]]
+        return Split(x=xs, u=us)
+
     def subset(self, n: int) -> Split:
         """The first ``n`` sequences (stream order kept)."""
         return Split(x=self.x[:n], u=self.u[:n], streams=self.streams)

@@ -17,7 +17,8 @@ log-likelihood through ``exact_log_prob`` instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -38,6 +39,37 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(self.x.to(device), self.u.to(device), self.mask.to(device))
+
+
+def per_step() -> Any:
+    """Marks a field of a model's precomputed dataclass as indexed by time, shape (B, T, ...);
+    other tensor fields are per sequence, (B, ...)."""
+    return field(metadata={"per_step": True})
+
+
+def _repeat(v: Any, K: int) -> Any:
+    if isinstance(v, Tensor):
+        return v.repeat_interleave(K, dim=0)
+    if isinstance(v, tuple):
+        return tuple(_repeat(e, K) for e in v)
+    return v
+
+
+def expand_particles(pre: Any, K: int) -> Any:
+    """``pre`` with every per-sequence field repeated for K particles: rows (B, ...) become
+    (B K, ...), particle k of sequence b in row b K + k. Per-step fields stay as they are (see
+    :func:`at_step`), so memory does not grow with K times the sequence length."""
+    return dataclasses.replace(pre, **{
+        f.name: _repeat(getattr(pre, f.name), K)
+        for f in dataclasses.fields(pre) if not f.metadata.get("per_step")})
+
+
+def at_step(pre: Any, t: int, K: int) -> Any:
+    """``pre`` cut to step t (per-step fields of length 1, repeated for K particles); to be
+    used with ``step(state, 0, ...)`` on particles after :func:`expand_particles`."""
+    return dataclasses.replace(pre, **{
+        f.name: getattr(pre, f.name)[:, t : t + 1].repeat_interleave(K, dim=0)
+        for f in dataclasses.fields(pre) if f.metadata.get("per_step")})
 
 
 class StepParams(NamedTuple):

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
@@ -75,8 +75,8 @@ class GatedTransition(nn.Module):
 
 @dataclass
 class DMMPre:
-    x: Tensor
-    h_right: Tensor  # 1/2 h_t^r, the z-independent half of the combiner, (B, T, a_dim)
+    x: Tensor = per_step()
+    h_right: Tensor = per_step()  # 1/2 h_t^r, the z-independent half of the combiner, (B, T, a_dim)
 
 
 class DMM(StateSpaceModel):

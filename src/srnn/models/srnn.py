@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
@@ -57,11 +57,11 @@ class SRNNConfig:
 class SRNNPre:
     """What :meth:`SRNN.precompute` computes for all steps: d, and the d/a parts of layer 1."""
 
-    x: Tensor
-    d: Tensor  # (B, T, d_dim), after dropout
+    x: Tensor = per_step()
+    d: Tensor = per_step()  # (B, T, d_dim), after dropout
     d_last: Tensor  # GRU state after the last step, before dropout (carried to the next window)
-    prior_d: Tensor  # W_d d_t + b of the prior's first layer, (B, T, hidden)
-    post_a: Tensor  # W_a a_t + b of the posterior's first layer, (B, T, hidden)
+    prior_d: Tensor = per_step()  # W_d d_t + b of the prior's first layer, (B, T, hidden)
+    post_a: Tensor = per_step()  # W_a a_t + b of the posterior's first layer, (B, T, hidden)
 
 
 class SRNN(StateSpaceModel):

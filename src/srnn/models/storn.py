@@ -5,8 +5,8 @@ Generation (section 3):
     h_t = GRU(h_{t-1}, [u_t, z_t]),  u_t = x_{t-1}  the generating RNN
     x_t ~ p(x_t | h_t)
 Inference: q(z_t | x_<=t) = N(mu(a_t), sigma(a_t)^2), a_t = GRU(a_{t-1}, x_t), the recognition
-RNN. Neither q nor p depends on earlier z, so nothing runs step by step: q for all steps, then
-the generating GRU over all steps once z_1:T is drawn.
+RNN. Neither q nor p depends on earlier z, so q is computed for all steps at once; only the
+generating GRU cell runs step by step (with its u-part precomputed), since z_t feeds h_t.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, MLPGaussian, activation, apply_init_
+from srnn.nn.recurrent import SplitInputGRUCell
 
 
 @dataclass
@@ -45,13 +46,12 @@ class STORNConfig:
 
 @dataclass
 class STORNPre:
-    x: Tensor
-    fu: Tensor  # features of u_t, (B, T, f)
-    q_loc: Tensor  # q(z_t | x_<=t) for all steps, (B, T, z)
-    q_scale: Tensor
-    h0: Tensor | None  # carried generating state
-    a_last: Tensor
-    h_last: Tensor | None = None  # set by emission_log_prob
+    x: Tensor = per_step()
+    cell_u: Tensor = per_step()  # u-part of the generating GRU's input product, (B, T, 3 d)
+    q_loc: Tensor = per_step()  # q(z_t | x_<=t) for all steps, (B, T, z)
+    q_scale: Tensor = per_step()
+    h0: Tensor  # generating state before step 1
+    a_last: Tensor  # recognition state after the last step
 
 
 class STORN(StateSpaceModel):
@@ -64,7 +64,7 @@ class STORN(StateSpaceModel):
         f = self.features.out_dim
         self.recognition = nn.GRU(f, c.a_dim, batch_first=True)  # a_t = GRU(a_{t-1}, x_t)
         self.posterior = MLPGaussian(c.a_dim, c.hidden, c.z_dim, c.activation, c.min_std)
-        self.generating = nn.GRU(f + c.z_dim, c.d_dim, batch_first=True)  # h_t
+        self.generating = SplitInputGRUCell(f, c.z_dim, c.d_dim)  # h_t = GRU(h, [u_t, z_t])
         self.emit_in = nn.Linear(c.d_dim, c.hidden)
         self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
         apply_init_(self, c.init)
@@ -74,39 +74,42 @@ class STORN(StateSpaceModel):
         a, _ = self.recognition(self.features(batch.x),
                                 None if a0 is None else a0.unsqueeze(0).contiguous())
         q_loc, q_scale = self.posterior(a)  # q(z_t | x_<=t)
-        return STORNPre(x=batch.x, fu=self.features(batch.u), q_loc=q_loc, q_scale=q_scale,
-                        h0=h0, a_last=a[:, -1])
+        if h0 is None:
+            h0 = batch.x.new_zeros(batch.x.shape[0], self.config.d_dim)
+        return STORNPre(x=batch.x, cell_u=self.generating.context(self.features(batch.u)),
+                        q_loc=q_loc, q_scale=q_scale, h0=h0, a_last=a[:, -1])
 
-    def init_state(self, pre: STORNPre, carry: Any = None) -> None:
-        return None
+    def init_state(self, pre: STORNPre, carry: Any = None) -> Tensor:
+        return pre.h0
 
-    def step(self, state: None, t: int, pre: STORNPre) -> StepParams:
+    def step(self, h: Tensor, t: int, pre: STORNPre) -> StepParams:
         q_loc = pre.q_loc[:, t]
         zero = torch.zeros_like(q_loc)
         return StepParams(q_loc, pre.q_scale[:, t], zero, zero + 1.0)  # p(z_t) = N(0, I)
 
-    def next_state(self, state: None, z: Tensor, t: int, pre: STORNPre) -> None:
-        return None
+    def next_state(self, h: Tensor, z: Tensor, t: int, pre: STORNPre) -> Tensor:
+        return self.generating(pre.cell_u[:, t], z, h)  # h_t = GRU(h_{t-1}, [u_t, z_t])
+
+    def emission_context(self, h: Tensor, z: Tensor, new_h: Tensor) -> Tensor:
+        return new_h  # p(x_t | h_t)
 
     def emission_log_prob(self, z: Tensor, pre: STORNPre, context: Tensor | None = None
                           ) -> Tensor:
-        """log p(x_t | h_t) with h_t = GRU(h_{t-1}, [u_t, z_t]), all steps at once."""
-        h0 = None if pre.h0 is None else pre.h0.unsqueeze(0).contiguous()
-        h, _ = self.generating(torch.cat([pre.fu, z], dim=-1), h0)
-        pre.h_last = h[:, -1]
-        return self.emission.log_prob(self.act(self.emit_in(h)), pre.x)
+        """log p(x_t | h_t) for all steps at once, from the collected h_t."""
+        assert context is not None
+        return self.emission.log_prob(self.act(self.emit_in(context)), pre.x)
 
-    def final_carry(self, state: None, pre: STORNPre) -> tuple[Tensor, Tensor]:
-        assert pre.h_last is not None
-        return pre.a_last.detach(), pre.h_last.detach()
+    def final_carry(self, h: Tensor, pre: STORNPre) -> tuple[Tensor, Tensor]:
+        return pre.a_last.detach(), h.detach()
 
     @torch.no_grad()
     def generate(self, num: int, steps: int) -> Tensor:
         x = next(self.parameters()).new_zeros(num, self.config.x_dim)  # u_1 = 0
-        h, xs = None, []
+        h = x.new_zeros(num, self.config.d_dim)
+        xs = []
         for _ in range(steps):
-            z = torch.randn(num, self.z_dim, device=x.device, dtype=x.dtype)
-            out, h = self.generating(torch.cat([self.features(x), z], -1).unsqueeze(1), h)
-            x = self.emission.distribution(self.act(self.emit_in(out[:, 0]))).sample()
+            z = torch.randn(num, self.z_dim, device=x.device, dtype=x.dtype)  # p(z_t) = N(0, I)
+            h = self.generating(self.generating.context(self.features(x)), z, h)
+            x = self.emission.distribution(self.act(self.emit_in(h))).sample()
             xs.append(x)
         return torch.stack(xs, dim=1)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
@@ -48,9 +48,9 @@ class VRNNConfig:
 
 @dataclass
 class VRNNPre:
-    x: Tensor
-    enc_x: Tensor  # x-part of phi_enc's first layer, (B, T, hidden)
-    cell_x: Tensor  # x-part of the GRU input product, (B, T, 3 d_dim)
+    x: Tensor = per_step()
+    enc_x: Tensor = per_step()  # x-part of phi_enc's first layer, (B, T, hidden)
+    cell_x: Tensor = per_step()  # x-part of the GRU input product, (B, T, 3 d_dim)
     h0: Tensor
 
 

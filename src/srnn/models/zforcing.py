@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Normal
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams
+from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU, SplitInputGRUCell
@@ -53,10 +53,10 @@ class ZForcingConfig:
 
 @dataclass
 class ZForcingPre:
-    x: Tensor
-    b: Tensor  # backward states b_t, (B, T, a_dim)
-    post_b: Tensor  # b-part of the posterior's first layer
-    cell_x: Tensor  # x-part of the GRU input product
+    x: Tensor = per_step()
+    b: Tensor = per_step()  # backward states b_t, (B, T, a_dim)
+    post_b: Tensor = per_step()  # b-part of the posterior's first layer
+    cell_x: Tensor = per_step()  # x-part of the GRU input product
     h0: Tensor
 
 

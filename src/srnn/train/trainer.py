@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from srnn.bounds.elbo import elbo_terms
+from srnn.bounds.particles import particle_bound
 from srnn.data import SequenceDataset, load_dataset
 from srnn.data.batching import stream_batches, training_batches, windows
 from srnn.errors import ConfigError
@@ -51,6 +52,8 @@ class TrainConfig:
     eval_batch_size: int = 32
     max_minutes: float | None = None  # stop training (then evaluate) after this long
     subset: int | None = None  # use only the first N train/valid/test sequences (smoke runs)
+    objective: str = "elbo"  # elbo, iwae or fivo (the last two with `samples` particles)
+    samples: int = 1  # particles per sequence for the iwae and fivo objectives
 
 
 @dataclass
@@ -139,6 +142,11 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.data = data if data is not None else prepare_data(cfg)
         torch.manual_seed(self.tc.seed)
+        if self.tc.objective not in ("elbo", "iwae", "fivo"):
+            raise ConfigError(f"unknown objective {self.tc.objective!r}; choose elbo, iwae or "
+                              "fivo")
+        if self.tc.samples < 1:
+            raise ConfigError(f"--samples must be at least 1, not {self.tc.samples}")
         self.model = build_from_config(cfg, self.data)
         cfg.model_options = self.model.config.to_dict()  # every option, defaults included
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, eps=self.tc.adam_eps)
@@ -192,7 +200,7 @@ class Trainer:
         return True
 
     # -- one epoch ----------------------------------------------------------------------------
-    def _train_epoch(self) -> dict[str, float]:
+    def _train_epoch(self) -> dict[str, float | None]:
         self.model.train()
         train = self.data.train
         batches = (stream_batches(train) if train.streams else
@@ -201,24 +209,36 @@ class Trainer:
         carry = None
         bar = tqdm(batches, desc=f"epoch {self.epoch}", leave=False, unit="batch",
                    disable=None if self.progress is None else not self.progress)
+        particles = self.tc.objective != "elbo"
         for batch in bar:
             w = self.kl(self.step)
-            terms = elbo_terms(self.model, batch, carry=carry)
-            loss = -terms.objective(w)
+            if particles:  # IWAE / FIVO: no KL term to anneal; each window starts afresh
+                res = particle_bound(self.model, batch, self.tc.samples,
+                                     resample=self.tc.objective == "fivo")
+                loss = -res.log_likelihood.sum() / res.steps.sum()
+            else:
+                terms = elbo_terms(self.model, batch, carry=carry)
+                loss = -terms.objective(w)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm)
             self.opt.step()
             self.step += 1
-            if train.streams:
-                carry = terms.carry
             with torch.no_grad():
-                total["recon"] += float(terms.recon.sum())
-                total["kl"] += float(terms.kl.sum())
-                total["steps"] += float(terms.mask.sum())
+                if particles:
+                    total["recon"] += float(res.log_likelihood.sum())  # the bound, no parts
+                    total["steps"] += float(res.steps.sum())
+                else:
+                    if train.streams:
+                        carry = terms.carry
+                    total["recon"] += float(terms.recon.sum())
+                    total["kl"] += float(terms.kl.sum())
+                    total["steps"] += float(terms.mask.sum())
             total["elbo"] = total["recon"] - total["kl"]
             bar.set_postfix(elbo=f"{total['elbo'] / total['steps']:.3f}", kl_w=f"{w:.2f}")
         n = max(total["steps"], 1.0)
+        if particles:  # the bound has no recon / KL parts
+            return {"elbo": total["elbo"] / n, "recon": None, "kl": None}
         return {k: total[k] / n for k in ("elbo", "recon", "kl")}
 
     def fit(self) -> dict[str, Any]:

@@ -1,0 +1,122 @@
+"""IWAE and FIVO: equal to the ELBO at K = 1, masked, bounded by the exact Kalman
+log-likelihood and approaching it as K grows; FIVO tighter than IWAE on long sequences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import batch_from, random_rolls
+from test_models import NAMES, tiny
+
+from srnn.bounds import elbo_terms, fivo, iwae
+from srnn.bounds.particles import ancestors
+from srnn.linear_gaussian import (
+    as_batch,
+    fit_inference,
+    kalman_log_likelihood,
+    linear_gaussian_dmm,
+    linear_gaussian_srnn,
+    simulate,
+)
+from srnn.models import Batch
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_sample_iwae_and_fivo_are_the_elbo(name: str) -> None:
+    """K = 1: log of one importance weight = the ELBO with a Monte-Carlo KL, draw for draw."""
+    m = tiny(name)
+    m.eval()
+    b = batch_from(random_rolls(4, (4, 10), seed=3))
+    with torch.no_grad():
+        e = elbo_terms(m, b, generator=torch.Generator().manual_seed(7), analytic_kl=False)
+        i = iwae(m, b, 1, generator=torch.Generator().manual_seed(7))
+        f = fivo(m, b, 1, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(i.log_likelihood, e.recon.sum(1) - e.kl.sum(1))
+    torch.testing.assert_close(f.log_likelihood, i.log_likelihood)
+    assert (i.steps == b.mask.sum(1)).all()
+
+
+@pytest.mark.parametrize("bound", [iwae, fivo])
+@pytest.mark.parametrize("name", ["srnn", "vrnn", "dmm", "storn"])
+def test_padding_never_changes_a_particle_bound(name: str, bound) -> None:
+    m = tiny(name, seed=2)
+    m.eval()
+    rolls = random_rolls(3, (3, 9), seed=4)
+    tight = batch_from(rolls)
+    T = tight.x.shape[1]
+    g = torch.Generator().manual_seed(5)
+    x, u = tight.x.clone(), tight.u.clone()
+    for i, r in enumerate(rolls):  # garbage where the mask is 0
+        x[i, len(r):] = torch.rand(T - len(r), 6, generator=g).round()
+        u[i, len(r):] = torch.rand(T - len(r), 6, generator=g).round()
+    garbage = Batch(x, u, tight.mask)
+    with torch.no_grad():
+        a = bound(m, tight, 20, generator=torch.Generator().manual_seed(0))
+        b = bound(m, garbage, 20, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.log_likelihood, b.log_likelihood)
+    assert (a.resamples <= a.steps).all()
+
+
+def test_systematic_and_multinomial_resampling() -> None:
+    torch.manual_seed(0)
+    log_w = torch.log(torch.tensor([[0.05, 0.25, 0.1, 0.6]]).expand(500, 4))
+    g = torch.Generator().manual_seed(1)
+    sys_idx = ancestors(log_w, "systematic", g)
+    counts = torch.stack([(sys_idx == k).sum(1) for k in range(4)], 1).float()
+    expected = 4 * torch.tensor([0.05, 0.25, 0.1, 0.6])
+    # Systematic resampling keeps each count within one of K p_k.
+    assert ((counts - expected).abs() < 1).all()
+    multi = ancestors(log_w, "multinomial", g)
+    freq = torch.stack([(multi == k).float().mean() for k in range(4)])
+    se = torch.sqrt(expected / 4 * (1 - expected / 4) / 2000)
+    assert ((freq - expected / 4).abs() < 4 * se).all()
+    with pytest.raises(ValueError, match="unknown resampling"):
+        ancestors(log_w, "stratified-ish", g)
+
+
+def replicated(bound, m, x: np.ndarray, K: int, reps: int, seed: int) -> tuple[float, float]:
+    """Mean and standard error of ``reps`` independent estimates of one sequence's bound."""
+    with torch.no_grad():
+        v = bound(m, as_batch(x, reps), K, generator=torch.Generator().manual_seed(seed))
+    ll = v.log_likelihood.double()
+    return float(ll.mean()), float(ll.std() / math.sqrt(reps))
+
+
+@pytest.fixture(scope="module", params=["srnn", "dmm"])
+def fitted(request):
+    """A linear-Gaussian SRNN or DMM with q trained on short sequences of the model."""
+    m = (linear_gaussian_srnn if request.param == "srnn" else linear_gaussian_dmm)()
+    fit_inference(m, [simulate(25, seed=s) for s in range(16)], updates=150)
+    m.eval()
+    return m
+
+
+def test_bounds_tighten_with_k_towards_the_kalman_likelihood(fitted) -> None:
+    x = simulate(25, seed=100)
+    exact = kalman_log_likelihood(x)
+    reps = 200
+    means = {}
+    for K in (1, 10, 100):
+        mean, se = replicated(iwae, fitted, x, K, reps, seed=K)
+        means[K] = (mean, se)
+        assert mean <= exact + 3 * se, (K, mean, exact, se)  # a lower bound in expectation
+        f_mean, f_se = replicated(fivo, fitted, x, K, reps, seed=K + 1)
+        assert f_mean <= exact + 3 * f_se, (K, f_mean, exact, f_se)
+    (m1, s1), (m10, s10), (m100, s100) = means[1], means[10], means[100]
+    assert m1 < m10 + 3 * (s1 + s10) and m10 < m100 + 3 * (s10 + s100)  # ELBO <= IWAE_K
+    assert m100 > m1 + 3 * (s1 + s100)  # strictly tighter in practice
+    assert exact - m100 < 0.1, (exact, m100)  # close to log p(x) at K = 100
+
+
+def test_fivo_beats_iwae_on_long_sequences(fitted) -> None:
+    """The weights of IWAE degenerate as T grows; resampling keeps FIVO's gap small."""
+    x = simulate(300, seed=200)
+    exact = kalman_log_likelihood(x)
+    i_mean, i_se = replicated(iwae, fitted, x, 50, 20, seed=1)
+    f_mean, f_se = replicated(fivo, fitted, x, 50, 20, seed=2)
+    assert i_mean <= exact + 3 * i_se and f_mean <= exact + 3 * f_se
+    assert exact - f_mean < 0.5 * (exact - i_mean), (exact, f_mean, i_mean)
+    assert f_mean > i_mean + 3 * (i_se + f_se)
