@@ -120,3 +120,44 @@ def test_fivo_beats_iwae_on_long_sequences(fitted) -> None:
     assert i_mean <= exact + 3 * i_se and f_mean <= exact + 3 * f_se
     assert exact - f_mean < 0.5 * (exact - i_mean), (exact, f_mean, i_mean)
     assert f_mean > i_mean + 3 * (i_se + f_se)
+
+
+def test_evaluate_command_writes_each_bound(data_dir, tmp_path, capsys) -> None:
+    import json
+
+    from srnn.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "jsb", "--data-dir", str(data_dir), "--out", str(run),
+                 "--subset", "3", "--epochs", "1", "--z-dim", "4", "--d-dim", "8",
+                 "--a-dim", "8", "--hidden", "8", "--feature-dim", "8", "--no-progress"]) == 0
+    for args in (["--bound", "iwae", "-K", "4"], ["--bound", "fivo", "-K", "4",
+                                                   "--resampling", "systematic"],
+                 ["--bound", "iwae", "-K", "2", "--split", "valid"]):
+        assert main(["evaluate", str(run), "--data-dir", str(data_dir), *args]) == 0
+    res = json.loads((run / "results.json").read_text())
+    for key in ("elbo_per_step", "iwae_k4_per_step", "fivo_k4_per_step",
+                "fivo_k4_resampling_rate", "valid_iwae_k2_per_step"):
+        assert math.isfinite(res[key]), key
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data-dir", str(data_dir), "--bound", "iwae",
+                 "-K", "0"]) == 2
+    assert "--samples must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("objective", ["iwae", "fivo"])
+def test_training_with_a_particle_objective(tmp_path, objective: str) -> None:
+    import json
+
+    from conftest import synthetic_dataset
+
+    from srnn.train.trainer import RunConfig, TrainConfig, Trainer
+
+    cfg = RunConfig(dataset="synthetic", model_options=dict(
+        d_dim=16, z_dim=4, a_dim=16, hidden=24, feature_layers=1, feature_dim=16),
+        train=TrainConfig(epochs=4, batch_size=8, lr=3e-3, objective=objective, samples=4))
+    t = Trainer(cfg, tmp_path / objective, data=synthetic_dataset(), progress=False)
+    res = t.fit()
+    lines = [json.loads(ln) for ln in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert res["valid_elbo_per_step"] > lines[0]["valid_elbo"] + 0.1
+    assert lines[0]["train_kl"] is None and math.isfinite(lines[-1]["train_elbo"])
