@@ -1,4 +1,5 @@
-"""Data sets by name: the canonical music sets, the Fraccaro files and the embedded Bach set."""
+"""Data sets by name: the canonical music sets, the Fraccaro files and the embedded Bach set;
+or a folder of MIDI files, given by its path (see :mod:`srnn.data.midi_folder`)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,24 @@ BACH_TIME_STEP = "quarter note"
 DATASETS = ("bach", *CANONICAL, *FRACCARO)
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "SequenceDataset", "Split", "available",
-           "dataset_path", "load_dataset", "shift_inputs", "time_step"]
+           "dataset_path", "is_midi_folder", "load_dataset", "shift_inputs", "time_step"]
+
+
+def is_midi_folder(name: str | os.PathLike[str]) -> bool:
+    """Whether ``name`` is read as a folder of MIDI files: an existing directory that is not
+    one of the known data set names."""
+    return str(name) not in DATASETS and Path(name).is_dir()
+
+
+def _unknown(name: str) -> DataError:
+    return DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, "
+                     "or give the path of a folder of MIDI files")
 
 
 def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
-    """The file a named data set is read from."""
+    """The file a named data set is read from (a MIDI folder: the folder itself)."""
+    if is_midi_folder(name):
+        return Path(name)
     root = data_dir(root)
     if name in CANONICAL:
         return root / CANONICAL[name][0]
@@ -36,7 +50,7 @@ def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
         from srnn.data.bach import bach_path
 
         return bach_path()
-    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    raise _unknown(name)
 
 
 def time_step(name: str) -> str:
@@ -47,7 +61,11 @@ def time_step(name: str) -> str:
         return FRACCARO_TIME_STEP
     if name == "bach":
         return BACH_TIME_STEP
-    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if is_midi_folder(name):
+        from srnn.data.midi_folder import midi_time_step
+
+        return midi_time_step()
+    raise _unknown(name)
 
 
 def load_dataset(name: str = DEFAULT_DATASET,
@@ -55,8 +73,15 @@ def load_dataset(name: str = DEFAULT_DATASET,
     """Load a data set by name (see :data:`DATASETS`).
 
     ``root`` is the data directory (else ``$SRNN_DATA_DIR``, else the per-user cache).
-    The Bach set is built from the music21 corpus on first use and cached.
+    The Bach set is built from the music21 corpus on first use and cached. A ``name`` that is
+    the path of an existing folder (and not a known name) is read as a folder of MIDI files with
+    the defaults of :func:`srnn.data.midi_folder.load_midi_folder` (4 steps per beat); ``root``
+    is not used then.
     """
+    if is_midi_folder(name):
+        from srnn.data.midi_folder import load_midi_folder
+
+        return load_midi_folder(name)
     if name == "bach":
         from srnn.data.bach import load_bach
 
