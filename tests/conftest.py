@@ -26,7 +26,7 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     d = shared_data_dir()
     if d is None:

@@ -162,9 +162,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_threads(ev)
 
     sa = sub.add_parser("sample", help="draw piano rolls from a trained model",
-                        description="Ancestral sampling from the generative model of RUN_DIR; "
-                        "writes MIDI (.mid) or a NumPy array (.npy) of binary piano rolls; needs "
-                    "only the run directory.")
+                        description="Ancestral sampling from the generative model of RUN_DIR "
+                        "(after the posterior has read a primer, with --primer); writes MIDI "
+                        "(.mid) or a NumPy array (.npy) of binary piano rolls; needs only the run "
+                        "directory.")
     sa.add_argument("run_dir", metavar="RUN_DIR")
     sa.add_argument("--out", required=True, metavar="FILE",
                     help="FILE.mid (with --num N > 1: FILE-0.mid, ...) or FILE.npy")
@@ -174,6 +175,41 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--step-seconds", type=float, default=None,
                     help="seconds per time step in the MIDI file (default: 0.5 for quarter-note "
                          "sets, 0.25 for eighth-note sets, 0.3 for the Fraccaro files)")
+    sa.add_argument("--primer", metavar="FILE.mid", default=None,
+                    help="continue this MIDI file (read on the run's grid): q reads it, then "
+                         "the model continues for --length steps; the output holds both")
+    sa.add_argument("--wav", action="store_true",
+                    help="also render a WAV next to each MIDI file (FluidSynth if installed, "
+                         "else a built-in synthesiser)")
+
+    rc = sub.add_parser("reconstruct", help="the posterior reconstruction of a MIDI file",
+                        description="Read a MIDI file on the run's grid, pass it through the "
+                        "posterior q and the emission, and write the reconstruction: a MIDI file "
+                        "of the notes with probability > 0.5, optionally the probabilities "
+                        "(.npy) and a WAV; prints the ELBO per step of the piece.")
+    rc.add_argument("run_dir", metavar="RUN_DIR")
+    rc.add_argument("--input", required=True, metavar="FILE.mid", help="the piece")
+    rc.add_argument("--out", required=True, metavar="FILE.mid", help="reconstruction to write")
+    rc.add_argument("--probabilities", metavar="FILE.npy", default=None,
+                    help="also write the note probabilities (T, 88)")
+    rc.add_argument("--draws", type=int, default=16,
+                    help="posterior draws averaged in the probabilities (16)")
+    rc.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    rc.add_argument("--wav", action="store_true", help="also render a WAV of the reconstruction")
+
+    pl = sub.add_parser("plot", help="figures and sample statistics of a trained run",
+                        description="Write into OUT: curves.png (ELBO per epoch), rolls.png (a "
+                        "test piece, its reconstruction, a sample), kl.png (KL per time step "
+                        "over the test piece, like Figure 3 of the SRNN paper), and "
+                        "sample_stats.json (statistics of --num samples against the test set).")
+    pl.add_argument("run_dir", metavar="RUN_DIR")
+    pl.add_argument("--out", default=None, metavar="DIR", help="directory (RUN_DIR/plots)")
+    pl.add_argument("--piece", type=int, default=0, help="index of the test piece (0)")
+    pl.add_argument("--num", type=int, default=20, help="samples for the statistics (20)")
+    pl.add_argument("--length", type=int, default=None,
+                    help="steps per sample (default: the test piece's length)")
+    pl.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    _add_data_dir(pl)
 
     co = sub.add_parser("compare", help="train several models under one protocol and tabulate",
                         description="Train each model on one data set (parameter counts matched "
@@ -299,8 +335,23 @@ def _cmd_sample(a: argparse.Namespace) -> dict:
     from srnn.sampling import write_samples
 
     paths = write_samples(a.run_dir, a.out, length=a.length, num=a.num, seed=a.seed,
-                          step_seconds=a.step_seconds)
+                          step_seconds=a.step_seconds, primer=a.primer, wav=a.wav)
     return {"written": [str(p) for p in paths]}
+
+
+def _cmd_reconstruct(a: argparse.Namespace) -> dict:
+    from srnn.sampling import reconstruct_file
+
+    return reconstruct_file(a.run_dir, a.input, a.out, probabilities=a.probabilities,
+                            draws=a.draws, seed=a.seed, wav=a.wav)
+
+
+def _cmd_plot(a: argparse.Namespace) -> dict:
+    from srnn.gallery import plot_run
+
+    out = a.out or str(Path(a.run_dir) / "plots")
+    return plot_run(a.run_dir, out, piece=a.piece, num=a.num, length=a.length, seed=a.seed,
+                    data_dir=a.data_dir)
 
 
 def _cmd_data(a: argparse.Namespace) -> dict | None:
@@ -333,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops a command like Ctrl-C does, so that cleanup (e.g. worker processes) runs.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample,
-                "compare": _cmd_compare, "data": _cmd_data}
+                "reconstruct": _cmd_reconstruct, "plot": _cmd_plot, "compare": _cmd_compare,
+                "data": _cmd_data}
     try:
         out = commands[a.command](a)
     except SRNNError as e:

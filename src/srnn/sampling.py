@@ -1,43 +1,208 @@
-"""Sampling new sequences from a trained run."""
+"""Making music with a trained run: samples, continuations of a primer, reconstructions.
+
+All of them need only the run directory (``config.json`` and ``best.pt``); MIDI files are read
+and written on the grid of the run's data set (see :func:`grid`).
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from srnn.errors import ConfigError
+from srnn.data.sequences import shift_inputs
+from srnn.errors import ConfigError, DataError
 from srnn.io import atomic_write
+from srnn.models import Batch, SequenceModel
 
-STEP_SECONDS = {"quarter note": 0.5, "eighth note": 0.25, "0.3 s frame": 0.3}
+# Seconds per step in written MIDI files, for time steps measured in beats: 120 beats/minute.
+SECONDS_PER_BEAT = 0.5
+
+
+@dataclass
+class Grid:
+    """How a data set's time steps map to music: ``steps_per_beat`` or ``step_seconds`` for
+    reading MIDI, and the seconds per step of written MIDI."""
+
+    steps_per_beat: int | None
+    step_seconds: float | None
+    write_seconds: float
+
+    def read_options(self) -> dict:
+        return ({"steps_per_beat": self.steps_per_beat} if self.steps_per_beat
+                else {"step_seconds": self.step_seconds})
+
+
+def grid(time_step: str) -> Grid:
+    """The grid of a data set from its time step ("quarter note", "0.3 s frame", "1/4 beat")."""
+    beats = {"quarter note": 1, "eighth note": 2}
+    if time_step in beats:
+        n = beats[time_step]
+        return Grid(n, None, SECONDS_PER_BEAT / n)
+    if m := re.fullmatch(r"1/(\d+) beat", time_step):
+        n = int(m.group(1))
+        return Grid(n, None, SECONDS_PER_BEAT / n)
+    if m := re.fullmatch(r"([0-9.]+) s frame", time_step):
+        sec = float(m.group(1))
+        return Grid(None, sec, sec)
+    raise ConfigError(f"no musical grid known for time step {time_step!r}")
+
+
+def run_grid(run_dir: str | os.PathLike[str]) -> Grid:
+    from srnn.data import time_step
+    from srnn.train.trainer import load_run_config
+
+    return grid(time_step(load_run_config(run_dir).dataset))
+
+
+def one_batch(rolls: list[np.ndarray]) -> Batch:
+    from srnn.data.batching import pad_batch
+
+    return pad_batch(rolls, [shift_inputs(r) for r in rolls])
+
+
+@torch.no_grad()
+def continuation(model: SequenceModel, primer: np.ndarray, num: int, steps: int,
+                 generator: torch.Generator | None = None) -> np.ndarray:
+    """``num`` continuations of ``primer`` (P, D) by ``steps`` steps, each (P + steps, D).
+
+    The posterior q is run over the primer (one draw of z_1:P per continuation), then the
+    generative model continues from the state the primer ends in.
+    """
+    from srnn.bounds.elbo import elbo_terms
+
+    model.eval()
+    primer = np.asarray(primer, dtype=np.float32)
+    batch = one_batch([primer] * num)
+    terms = elbo_terms(model, batch, generator=generator)
+    cont = model.generate(num, steps, carry=terms.carry, x_last=batch.x[:, -1])
+    return np.concatenate([np.repeat(primer[None], num, 0), cont.cpu().numpy()], axis=1)
+
+
+@dataclass
+class Reconstruction:
+    """Posterior reconstruction of one piece: note probabilities E_q E[x_t | z_t, ...] (T, D),
+    and per-step log p(x_t | ...) and KL terms of the ELBO (T,)."""
+
+    probabilities: np.ndarray
+    recon: np.ndarray
+    kl: np.ndarray
+
+
+@torch.no_grad()
+def reconstruct(model: SequenceModel, roll: np.ndarray, draws: int = 16,
+                generator: torch.Generator | None = None) -> Reconstruction:
+    """Reconstruct ``roll`` (T, D) through the posterior, averaging ``draws`` draws of z_1:T;
+    for a model without latents, its one-step-ahead predictions given the true past."""
+    from srnn.bounds.elbo import elbo_terms, sample_posterior
+    from srnn.models import StateSpaceModel
+
+    model.eval()
+    roll = np.asarray(roll, dtype=np.float32)
+    batch = one_batch([roll] * draws)
+    terms = elbo_terms(model, batch, generator=generator)
+    if model.z_dim == 0:
+        probs = model.predictive_mean(batch)
+    else:
+        assert isinstance(model, StateSpaceModel)
+        pre = model.precompute(batch)
+        z, *_, context, _ = sample_posterior(model, pre, model.init_state(pre), len(roll),
+                                             generator)
+        probs = model.emission_mean(z, pre, context)
+    return Reconstruction(probabilities=probs.mean(0).cpu().numpy(),
+                          recon=terms.recon.mean(0).cpu().numpy(),
+                          kl=terms.kl.mean(0).cpu().numpy())
+
+
+def _paths(out: Path, num: int) -> list[Path]:
+    return [out] if num == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix}")
+                                   for i in range(num)]
+
+
+def write_rolls(rolls: np.ndarray, out: str | os.PathLike[str], step_seconds: float,
+                wav: bool = False) -> list[Path]:
+    """Write rolls (N, T, 88) as MIDI files (FILE.mid, or FILE-0.mid, ... for N > 1) or one
+    ``.npy``; with ``wav``, a WAV next to each MIDI file."""
+    from srnn.music.midi import write_midi
+
+    out = Path(out)
+    if out.suffix not in (".mid", ".midi", ".npy"):
+        raise ConfigError(f"{out}: the output must end in .mid or .npy")
+    if out.suffix == ".npy":
+        atomic_write(out, lambda f: np.save(f, rolls.astype(np.float32)))
+        return [out]
+    written: list[Path] = []
+    for roll, p in zip(rolls, _paths(out, len(rolls)), strict=True):
+        write_midi(roll, p, step_seconds)
+        written.append(p)
+        if wav:
+            from srnn.music.audio import render_wav
+
+            render_wav(p, p.with_suffix(".wav"))
+            written.append(p.with_suffix(".wav"))
+    return written
+
+
+def read_primer(path: str | os.PathLike[str], g: Grid) -> np.ndarray:
+    from srnn.music.midi import read_midi
+
+    roll = read_midi(path, **g.read_options())
+    if len(roll) == 0:
+        raise DataError(f"{path}: the primer has no time steps")
+    return roll
 
 
 def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                   length: int = 64, num: int = 1, seed: int = 0,
-                  step_seconds: float | None = None) -> list[Path]:
-    """Draw ``num`` samples of ``length`` steps from the best checkpoint of ``run_dir`` and write
-    them as MIDI (``.mid``) or as one ``.npy`` array (num, length, 88). Needs no data files."""
-    from srnn.data import time_step
-    from srnn.music.midi import write_midi
+                  step_seconds: float | None = None, primer: str | None = None,
+                  wav: bool = False) -> list[Path]:
+    """Draw ``num`` samples of ``length`` steps from the best checkpoint of ``run_dir`` (after
+    the ``primer`` MIDI file, if given) and write them as MIDI or ``.npy``. Needs no data
+    files."""
     from srnn.train.trainer import load_model
 
     if length < 1 or num < 1:
         raise ConfigError("--length and --num must be at least 1")
-    out = Path(out)
-    if out.suffix not in (".mid", ".midi", ".npy"):
-        raise ConfigError(f"{out}: the output must end in .mid or .npy")
-    model, cfg = load_model(run_dir)
+    model, _ = load_model(run_dir)
     model.eval()
+    g = run_grid(run_dir)
     torch.manual_seed(seed)
-    rolls = model.generate(num, length).cpu().numpy().astype(np.float32)
-    if out.suffix == ".npy":
-        atomic_write(out, lambda f: np.save(f, rolls))
-        return [out]
-    sec = step_seconds or STEP_SECONDS[time_step(cfg.dataset)]
-    paths = [out] if num == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix}")
-                                    for i in range(num)]
-    for roll, p in zip(rolls, paths, strict=True):
-        write_midi(roll, p, sec)
-    return paths
+    if primer:
+        rolls = continuation(model, read_primer(primer, g), num, length,
+                             torch.Generator().manual_seed(seed))
+    else:
+        rolls = model.generate(num, length).cpu().numpy()
+    return write_rolls(rolls.astype(np.float32), out, step_seconds or g.write_seconds, wav)
+
+
+def reconstruct_file(run_dir: str | os.PathLike[str], midi_in: str | os.PathLike[str],
+                     out: str | os.PathLike[str], probabilities: str | None = None,
+                     draws: int = 16, seed: int = 0, wav: bool = False) -> dict:
+    """Reconstruct the MIDI file ``midi_in`` with the run's model; write MIDI (notes with
+    probability > 0.5) and optionally the probabilities (.npy) and a WAV."""
+    from srnn.music.midi import read_midi
+    from srnn.train.trainer import load_model
+
+    if draws < 1:
+        raise ConfigError("--draws must be at least 1")
+    model, _ = load_model(run_dir)
+    g = run_grid(run_dir)
+    roll = read_midi(midi_in, **g.read_options())
+    if len(roll) == 0:
+        raise DataError(f"{midi_in}: the piece has no time steps")
+    rec = reconstruct(model, roll, draws, torch.Generator().manual_seed(seed))
+    written = write_rolls((rec.probabilities > 0.5)[None].astype(np.float32), out,
+                          g.write_seconds, wav)
+    if probabilities:
+        atomic_write(probabilities, lambda f: np.save(f, rec.probabilities.astype(np.float32)))
+        written.append(Path(probabilities))
+    steps = len(roll)
+    return {"written": [str(p) for p in written], "steps": steps,
+            "elbo_per_step": float((rec.recon.sum() - rec.kl.sum()) / steps),
+            "recon_per_step": float(rec.recon.sum() / steps),
+            "kl_per_step": float(rec.kl.sum() / steps),
+            "note_accuracy": float(((rec.probabilities > 0.5) == (roll > 0.5)).mean())}

@@ -7,7 +7,8 @@ A model splits its computation into
   * ``next_state(state, z_t, t, pre)``: the state after z_t has been drawn;
   * ``emission_context(state, z_t, new_state)``: what the emission at step t reads besides z_t
     and ``pre`` (e.g. the VRNN's h_{t-1}); None for models whose emission needs no state;
-  * ``emission_log_prob(z, pre, context)``: log p(x_t | z_t, ...) for all steps at once, (B, T);
+  * ``emission_features(z, pre, context)``: the emission head's input for all steps at once, from
+    which ``emission_log_prob`` (B, T) and ``emission_mean`` (B, T, D) follow;
   * ``auxiliary_log_prob(z, pre, context)``: an extra training term that is not part of the
     bound (Z-forcing's auxiliary cost), already weighted; None for most models.
 The bounds (ELBO, and later IWAE, FIVO) and samplers are generic loops over this interface.
@@ -88,8 +89,13 @@ class SequenceModel(nn.Module):
     config: Any
 
     @torch.no_grad()
-    def generate(self, num: int, steps: int) -> Tensor:
-        """Ancestral sample x_1:T from the generative model, shape (num, steps, x_dim)."""
+    def generate(self, num: int, steps: int, carry: Any = None,
+                 x_last: Tensor | None = None) -> Tensor:
+        """Ancestral sample x_1:T from the generative model, shape (num, steps, x_dim).
+
+        With ``carry`` (the state a sequence ends in, as ``final_carry`` / ``exact_log_prob``
+        return it) and ``x_last`` (its last x), the samples continue that sequence.
+        """
         raise NotImplementedError
 
     def exact_log_prob(self, batch: Batch, carry: Any = None) -> tuple[Tensor, Any]:
@@ -118,8 +124,17 @@ class StateSpaceModel(SequenceModel):
     def emission_context(self, state: Any, z: Tensor, new_state: Any) -> Tensor | None:
         return None
 
-    def emission_log_prob(self, z: Tensor, pre: Any, context: Tensor | None = None) -> Tensor:
+    def emission_features(self, z: Tensor, pre: Any, context: Tensor | None = None) -> Tensor:
+        """The input of the emission head for all steps, (B, T, H)."""
         raise NotImplementedError
+
+    def emission_log_prob(self, z: Tensor, pre: Any, context: Tensor | None = None) -> Tensor:
+        """log p(x_t | z_t, ...) for all steps at once, (B, T)."""
+        return self.emission.log_prob(self.emission_features(z, pre, context), pre.x)
+
+    def emission_mean(self, z: Tensor, pre: Any, context: Tensor | None = None) -> Tensor:
+        """E[x_t | z_t, ...] (note probabilities for a Bernoulli emission), (B, T, D)."""
+        return self.emission.distribution(self.emission_features(z, pre, context)).mean
 
     def auxiliary_log_prob(self, z: Tensor, pre: Any, context: Tensor | None = None
                            ) -> Tensor | None:

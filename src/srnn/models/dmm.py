@@ -110,16 +110,18 @@ class DMM(StateSpaceModel):
     def next_state(self, z_prev: Tensor, z: Tensor, t: int, pre: DMMPre) -> Tensor:
         return z
 
-    def emission_log_prob(self, z: Tensor, pre: DMMPre, context: Tensor | None = None
+    def emission_features(self, z: Tensor, pre: DMMPre, context: Tensor | None = None
                           ) -> Tensor:
-        return self.emission.log_prob(self.emitter(z), pre.x)  # p(x_t | z_t)
+        return self.emitter(z)  # p(x_t | z_t)
 
     def final_carry(self, z: Tensor, pre: DMMPre) -> Tensor:
         return z.detach()
 
     @torch.no_grad()
-    def generate(self, num: int, steps: int) -> Tensor:
-        z = self.z_0.expand(num, -1)
+    def generate(self, num: int, steps: int, carry: Tensor | None = None,
+                 x_last: Tensor | None = None) -> Tensor:
+        """Sample x_1:T (num, steps, x_dim); from ``carry`` = z_T to continue a sequence."""
+        z = self.z_0.expand(num, -1) if carry is None else carry
         xs = []
         for _ in range(steps):
             loc, scale = self.transition(z)

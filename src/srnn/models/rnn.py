@@ -60,10 +60,20 @@ class RNN(SequenceModel):
         ll = self.emission.log_prob(self.act(self.emit_in(self.drop(d))), batch.x)
         return ll, d[:, -1].detach()
 
+    def predictive_mean(self, batch: Batch) -> Tensor:
+        """E[x_t | x_<t] for all steps given the true past (B, T, D)."""
+        d, _ = self.rnn(self.drop(self.features(batch.u)))
+        return self.emission.distribution(self.act(self.emit_in(self.drop(d)))).mean
+
     @torch.no_grad()
-    def generate(self, num: int, steps: int) -> Tensor:
+    def generate(self, num: int, steps: int, carry: Tensor | None = None,
+                 x_last: Tensor | None = None) -> Tensor:
+        """Sample x_1:T (num, steps, x_dim); from ``carry`` = d_T and ``x_last`` to continue."""
         x = next(self.parameters()).new_zeros(num, self.config.x_dim)  # u_1 = 0
-        h, xs = None, []
+        if x_last is not None:
+            x = x_last
+        h = None if carry is None else carry.unsqueeze(0).contiguous()
+        xs = []
         for _ in range(steps):
             d, h = self.rnn(self.features(x).unsqueeze(1), h)
             x = self.emission.distribution(self.act(self.emit_in(d[:, 0]))).sample()

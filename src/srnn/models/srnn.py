@@ -134,24 +134,25 @@ class SRNN(StateSpaceModel):
         return pre.d_last.detach(), state.detach()
 
     # -- emission for all steps at once --------------------------------------------------------
-    def emission_log_prob(self, z: Tensor, pre: SRNNPre, context: Tensor | None = None
+    def emission_features(self, z: Tensor, pre: SRNNPre, context: Tensor | None = None
                           ) -> Tensor:
-        """log p(x_t | z_t, d_t), eq. 4, shape (B, T)."""
-        h = self.act(self.emit_in(z, pre.d))
-        return self.emission.log_prob(h, pre.x)
+        """The hidden layer of p(x_t | z_t, d_t), eq. 4, all steps at once."""
+        return self.act(self.emit_in(z, pre.d))
 
     def emission_distribution(self, z: Tensor, d: Tensor) -> torch.distributions.Distribution:
         return self.emission.distribution(self.act(self.emit_in(z, d)))
 
     # -- generation ------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, num: int, steps: int) -> Tensor:
-        """Ancestral sample x_1:T from the generative model (eq. 1-4), shape (num, T, x_dim)."""
+    def generate(self, num: int, steps: int, carry: Any = None,
+                 x_last: Tensor | None = None) -> Tensor:
+        """Ancestral sample x_1:T from the generative model (eq. 1-4), shape (num, T, x_dim);
+        from ``carry`` = (d_T, z_T) and ``x_last`` = x_T to continue a sequence."""
         c = self.config
         p0 = next(self.parameters())
-        x_prev = p0.new_zeros(num, c.x_dim)  # u_1 = 0
-        z = p0.new_zeros(num, c.z_dim)
-        h = None
+        x_prev = p0.new_zeros(num, c.x_dim) if x_last is None else x_last  # u_1 = 0
+        z = p0.new_zeros(num, c.z_dim) if carry is None else carry[1]
+        h = None if carry is None else carry[0].unsqueeze(0).contiguous()
         xs = []
         for _ in range(steps):
             d, h = self.forward_rnn(self.features(x_prev).unsqueeze(1), h)  # eq. 1-2

@@ -93,19 +93,24 @@ class STORN(StateSpaceModel):
     def emission_context(self, h: Tensor, z: Tensor, new_h: Tensor) -> Tensor:
         return new_h  # p(x_t | h_t)
 
-    def emission_log_prob(self, z: Tensor, pre: STORNPre, context: Tensor | None = None
+    def emission_features(self, z: Tensor, pre: STORNPre, context: Tensor | None = None
                           ) -> Tensor:
-        """log p(x_t | h_t) for all steps at once, from the collected h_t."""
+        """The hidden layer of p(x_t | h_t) for all steps at once, from the collected h_t."""
         assert context is not None
-        return self.emission.log_prob(self.act(self.emit_in(context)), pre.x)
+        return self.act(self.emit_in(context))
 
     def final_carry(self, h: Tensor, pre: STORNPre) -> tuple[Tensor, Tensor]:
         return pre.a_last.detach(), h.detach()
 
     @torch.no_grad()
-    def generate(self, num: int, steps: int) -> Tensor:
+    def generate(self, num: int, steps: int, carry: Any = None,
+                 x_last: Tensor | None = None) -> Tensor:
+        """Sample x_1:T (num, steps, x_dim); from ``carry`` = (a_T, h_T) and ``x_last`` to
+        continue a sequence."""
         x = next(self.parameters()).new_zeros(num, self.config.x_dim)  # u_1 = 0
-        h = x.new_zeros(num, self.config.d_dim)
+        if x_last is not None:
+            x = x_last
+        h = x.new_zeros(num, self.config.d_dim) if carry is None else carry[1]
         xs = []
         for _ in range(steps):
             z = torch.randn(num, self.z_dim, device=x.device, dtype=x.dtype)  # p(z_t) = N(0, I)

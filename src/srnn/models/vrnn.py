@@ -102,18 +102,20 @@ class VRNN(StateSpaceModel):
     def emission_context(self, h: Tensor, z: Tensor, new_h: Tensor) -> Tensor:
         return h  # the decoder of step t reads h_{t-1}
 
-    def emission_log_prob(self, z: Tensor, pre: VRNNPre, context: Tensor | None = None
+    def emission_features(self, z: Tensor, pre: VRNNPre, context: Tensor | None = None
                           ) -> Tensor:
-        """log p(x_t | phi_dec(phi_z(z_t), h_{t-1})), eq. 6, all steps at once."""
+        """phi_dec(phi_z(z_t), h_{t-1}) of p(x_t | ...), eq. 6, all steps at once."""
         assert context is not None
-        return self.emission.log_prob(self.act(self.dec_in(self.phi_z(z), context)), pre.x)
+        return self.act(self.dec_in(self.phi_z(z), context))
 
     def final_carry(self, h: Tensor, pre: VRNNPre) -> Tensor:
         return h.detach()
 
     @torch.no_grad()
-    def generate(self, num: int, steps: int) -> Tensor:
-        h = next(self.parameters()).new_zeros(num, self.config.d_dim)
+    def generate(self, num: int, steps: int, carry: Tensor | None = None,
+                 x_last: Tensor | None = None) -> Tensor:
+        """Sample x_1:T (num, steps, x_dim); from ``carry`` = h_T to continue a sequence."""
+        h = next(self.parameters()).new_zeros(num, self.config.d_dim) if carry is None else carry
         xs = []
         for _ in range(steps):
             p_loc, p_scale = self.prior(h)  # eq. 5

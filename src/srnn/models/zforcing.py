@@ -100,10 +100,11 @@ class ZForcing(StateSpaceModel):
     def emission_context(self, h: Tensor, z: Tensor, new_h: Tensor) -> Tensor:
         return h  # p(x_t | z_t, h_{t-1})
 
-    def emission_log_prob(self, z: Tensor, pre: ZForcingPre, context: Tensor | None = None
+    def emission_features(self, z: Tensor, pre: ZForcingPre, context: Tensor | None = None
                           ) -> Tensor:
+        """The hidden layer of p(x_t | z_t, h_{t-1}), all steps at once."""
         assert context is not None
-        return self.emission.log_prob(self.act(self.dec_in(z, context)), pre.x)
+        return self.act(self.dec_in(z, context))
 
     def auxiliary_log_prob(self, z: Tensor, pre: ZForcingPre, context: Tensor | None = None
                            ) -> Tensor | None:
@@ -117,8 +118,10 @@ class ZForcing(StateSpaceModel):
         return h.detach()
 
     @torch.no_grad()
-    def generate(self, num: int, steps: int) -> Tensor:
-        h = next(self.parameters()).new_zeros(num, self.config.d_dim)
+    def generate(self, num: int, steps: int, carry: Tensor | None = None,
+                 x_last: Tensor | None = None) -> Tensor:
+        """Sample x_1:T (num, steps, x_dim); from ``carry`` = h_T to continue a sequence."""
+        h = next(self.parameters()).new_zeros(num, self.config.d_dim) if carry is None else carry
         xs = []
         for _ in range(steps):
             p_loc, p_scale = self.prior(h)
