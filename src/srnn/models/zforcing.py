@@ -7,8 +7,8 @@ Generation (Goyal et al. section 2):
     h_t = GRU(h_{t-1}, [x_t, z_t])
 Inference with a backward RNN over the future of x:
     b_t = GRU_back(b_{t+1}, x_t),   q(z_t | h_{t-1}, b_t) = N(mu_q, sigma_q^2)
-Auxiliary cost (section 2.2): + beta * log p(b_t | z_t), a Gaussian whose target b_t is not
-back-propagated into the backward RNN; it shapes z_t during training and is not part of the
+Auxiliary cost (section 2.2): + beta * log p(b_t | z_t) / a_dim, a Gaussian whose target b_t is
+not back-propagated into the backward RNN; it shapes z_t during training and is not part of the
 bound.
 """
 
@@ -36,8 +36,7 @@ class ZForcingConfig:
     hidden: int = 500  # hidden units of prior, posterior, decoder and auxiliary MLPs
     feature_layers: int = 2  # feature network on x_t
     feature_dim: int = 500
-    # beta of the auxiliary cost; 0 disables it. At 1 the density of the a_dim-wide b_t
-    # outweighs the likelihood and the validation bound falls during training.
+    # beta of the auxiliary cost (per unit of b_t); 0 disables it.
     aux_weight: float = 0.1
     emission: str = "bernoulli"
     mixtures: int = 5
@@ -112,7 +111,8 @@ class ZForcing(StateSpaceModel):
         if self.config.aux_weight == 0:
             return None
         loc, scale = self.aux(z)
-        return self.config.aux_weight * Normal(loc, scale).log_prob(pre.b.detach()).sum(-1)
+        # Averaged over the a_dim units of b_t, so the weight does not scale with a_dim.
+        return self.config.aux_weight * Normal(loc, scale).log_prob(pre.b.detach()).mean(-1)
 
     def final_carry(self, h: Tensor, pre: ZForcingPre) -> Tensor:
         return h.detach()
