@@ -71,14 +71,14 @@ def bound_key(bound: str, samples: int) -> str:
 @torch.no_grad()
 def evaluate_particle_bound(model: SequenceModel, split: Split, bound: str, samples: int,
                             seed: int = 0, resampling: str = "multinomial",
-                            ess_threshold: float = 0.5, max_particles: int = 4096
-                            ) -> dict[str, Any]:
+                            ess_threshold: float = 0.5, max_particles: int = 4096,
+                            max_steps: int = 64_000) -> dict[str, Any]:
     """IWAE or FIVO with ``samples`` particles per sequence over a whole split.
 
     Stream-ordered splits are joined back into one sequence per stream (the particles then
-    carry everything along the stream). At most ``max_particles`` particle rows are processed
-    at once; memory grows with them and with the number of steps of a batch, never with their
-    product.
+    carry everything along the stream). At most ``max_particles`` particle rows and
+    ``max_steps`` padded sequence steps are processed at once; memory grows with each of them,
+    never with their product.
     """
     if bound not in ("iwae", "fivo"):
         raise ValueError(f"unknown particle bound {bound!r}; choose iwae or fivo")
@@ -90,7 +90,7 @@ def evaluate_particle_bound(model: SequenceModel, split: Split, bound: str, samp
     whole = split.joined_streams()
     per_batch = max(1, max_particles // samples)
     lls, steps, resamples = [], [], []
-    for batch in evaluation_batches(whole, per_batch):
+    for batch in evaluation_batches(whole, per_batch, max_steps):
         res = particle_bound(model, batch.to(device), samples, resample=bound == "fivo",
                              ess_threshold=ess_threshold, resampling=resampling, generator=gen)
         lls.append(res.log_likelihood.double().cpu())
