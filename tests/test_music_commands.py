@@ -59,10 +59,11 @@ def test_sample_with_primer_and_wav(run, tmp_path, capsys) -> None:
     primer = primer_file(tmp_path / "primer.mid")
     out = tmp_path / "cont.mid"
     assert main(["sample", str(run), "--out", str(out), "--primer", str(tmp_path / "primer.mid"),
-                 "--length", "10", "--num", "2", "--wav"]) == 0
+                 "--length", "10", "--num", "2", "--wav", "--png", str(tmp_path / "c.png")]) == 0
     written = json.loads(capsys.readouterr().out)["written"]
-    assert sorted(written) == sorted(str(tmp_path / f) for f in
-                                     ("cont-0.mid", "cont-0.wav", "cont-1.mid", "cont-1.wav"))
+    assert sorted(written) == sorted(str(tmp_path / f) for f in (
+        "cont-0.mid", "cont-0.wav", "cont-1.mid", "cont-1.wav", "c.png"))
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     for i in range(2):
         roll = read_midi(tmp_path / f"cont-{i}.mid", steps_per_beat=1)
         assert (roll[:12] == primer).all()  # the primer comes back as it went in
@@ -98,3 +99,16 @@ def test_plot_writes_figures_and_statistics(run, data_dir, tmp_path, capsys) -> 
     stats = json.loads((out / "sample_stats.json").read_text())
     assert stats["samples"] == 3 and 0 <= stats["distances"]["pitch_class_tv"] <= 1
     assert stats["reference"]["sequences"] == 4
+
+
+def test_data_export_writes_a_piece(data_dir, tmp_path, capsys) -> None:
+    from srnn.data import load_dataset
+
+    out = tmp_path / "piece.mid"
+    assert main(["data", "export", "jsb", "--data-dir", str(data_dir), "--piece", "2",
+                 "--steps", "20", "--out", str(out)]) == 0
+    roll = load_dataset("jsb", data_dir).test.x[2][:20]
+    assert (read_midi(out, steps_per_beat=1, length=20) == roll).all()
+    assert main(["data", "export", "jsb", "--data-dir", str(data_dir), "--piece", "999",
+                 "--out", str(out)]) == 2
+    assert "--piece must be in" in capsys.readouterr().err

@@ -178,6 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--primer", metavar="FILE.mid", default=None,
                     help="continue this MIDI file (read on the run's grid): q reads it, then "
                          "the model continues for --length steps; the output holds both")
+    sa.add_argument("--png", metavar="FILE.png", default=None,
+                    help="also plot the piano rolls (primer and continuation, or samples)")
     sa.add_argument("--wav", action="store_true",
                     help="also render a WAV next to each MIDI file (FluidSynth if installed, "
                          "else a built-in synthesiser)")
@@ -196,6 +198,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="posterior draws averaged in the probabilities (16)")
     rc.add_argument("--seed", type=int, default=0, help="random seed (0)")
     rc.add_argument("--wav", action="store_true", help="also render a WAV of the reconstruction")
+    rc.add_argument("--png", metavar="FILE.png", default=None,
+                    help="also plot the piece above its reconstruction")
 
     pl = sub.add_parser("plot", help="figures and sample statistics of a trained run",
                         description="Write into OUT: curves.png (ELBO per epoch), rolls.png (a "
@@ -245,6 +249,15 @@ def _parser() -> argparse.ArgumentParser:
                          "executing code and check its SHA-256.")
     dd.add_argument("name", choices=list(CANONICAL))
     _add_data_dir(dd)
+    de = dsub.add_parser("export", help="write a piece of a data set as a MIDI file",
+                         description="Write one sequence of a split as MIDI on the set's grid "
+                         "(e.g. a primer for 'srnn sample --primer').")
+    de.add_argument("name", help=DATASET_HELP)
+    de.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    de.add_argument("--piece", type=int, default=0, help="index in the split (0)")
+    de.add_argument("--steps", type=int, default=None, help="only the first N steps")
+    de.add_argument("--out", required=True, metavar="FILE.mid")
+    _add_data_dir(de)
     return ap
 
 
@@ -335,7 +348,7 @@ def _cmd_sample(a: argparse.Namespace) -> dict:
     from srnn.sampling import write_samples
 
     paths = write_samples(a.run_dir, a.out, length=a.length, num=a.num, seed=a.seed,
-                          step_seconds=a.step_seconds, primer=a.primer, wav=a.wav)
+                          step_seconds=a.step_seconds, primer=a.primer, wav=a.wav, png=a.png)
     return {"written": [str(p) for p in paths]}
 
 
@@ -343,7 +356,7 @@ def _cmd_reconstruct(a: argparse.Namespace) -> dict:
     from srnn.sampling import reconstruct_file
 
     return reconstruct_file(a.run_dir, a.input, a.out, probabilities=a.probabilities,
-                            draws=a.draws, seed=a.seed, wav=a.wav)
+                            draws=a.draws, seed=a.seed, wav=a.wav, png=a.png)
 
 
 def _cmd_plot(a: argparse.Namespace) -> dict:
@@ -364,6 +377,18 @@ def _cmd_data(a: argparse.Namespace) -> dict | None:
         for name, path in found.items():
             print(f"  {name:22s} {path if path else '-- not available'}")
         return None
+    if a.data_command == "export":
+        from srnn.data import load_dataset
+        from srnn.music.midi import write_midi
+        from srnn.sampling import grid
+
+        data = load_dataset(a.name, a.data_dir)
+        split = data.split(a.split).joined_streams()
+        if not 0 <= a.piece < len(split):
+            raise ConfigError(f"--piece must be in 0..{len(split) - 1}, not {a.piece}")
+        roll = split.x[a.piece][: a.steps]
+        write_midi(roll, a.out, grid(data.time_step).write_seconds)
+        return {"written": a.out, "steps": len(roll)}
     from srnn.data.download import download
 
     path = download(a.name, a.data_dir)

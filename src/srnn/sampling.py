@@ -159,7 +159,7 @@ def read_primer(path: str | os.PathLike[str], g: Grid) -> np.ndarray:
 def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                   length: int = 64, num: int = 1, seed: int = 0,
                   step_seconds: float | None = None, primer: str | None = None,
-                  wav: bool = False) -> list[Path]:
+                  wav: bool = False, png: str | None = None) -> list[Path]:
     """Draw ``num`` samples of ``length`` steps from the best checkpoint of ``run_dir`` (after
     the ``primer`` MIDI file, if given) and write them as MIDI or ``.npy``. Needs no data
     files."""
@@ -176,12 +176,23 @@ def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                              torch.Generator().manual_seed(seed))
     else:
         rolls = model.generate(num, length).cpu().numpy()
-    return write_rolls(rolls.astype(np.float32), out, step_seconds or g.write_seconds, wav)
+    sec = step_seconds or g.write_seconds
+    written = write_rolls(rolls.astype(np.float32), out, sec, wav)
+    if png:
+        from srnn.plots import plot_piano_rolls
+
+        label = "primer + continuation" if primer else "sample"
+        P = len(read_primer(primer, g)) if primer else 0
+        title = (f"{label}s (the first {P} steps are the primer)" if primer else None)
+        written.append(plot_piano_rolls({f"{label} {i}": r for i, r in enumerate(rolls)}, png,
+                                        step_seconds=sec, title=title))
+    return written
 
 
 def reconstruct_file(run_dir: str | os.PathLike[str], midi_in: str | os.PathLike[str],
                      out: str | os.PathLike[str], probabilities: str | None = None,
-                     draws: int = 16, seed: int = 0, wav: bool = False) -> dict:
+                     draws: int = 16, seed: int = 0, wav: bool = False,
+                     png: str | None = None) -> dict:
     """Reconstruct the MIDI file ``midi_in`` with the run's model; write MIDI (notes with
     probability > 0.5) and optionally the probabilities (.npy) and a WAV."""
     from srnn.music.midi import read_midi
@@ -200,6 +211,12 @@ def reconstruct_file(run_dir: str | os.PathLike[str], midi_in: str | os.PathLike
     if probabilities:
         atomic_write(probabilities, lambda f: np.save(f, rec.probabilities.astype(np.float32)))
         written.append(Path(probabilities))
+    if png:
+        from srnn.plots import plot_piano_rolls
+
+        written.append(plot_piano_rolls(
+            {"piece": roll, "reconstruction (probabilities)": rec.probabilities}, png,
+            step_seconds=g.write_seconds, title=f"{Path(midi_in).name} through the posterior"))
     steps = len(roll)
     return {"written": [str(p) for p in written], "steps": steps,
             "elbo_per_step": float((rec.recon.sum() - rec.kl.sum()) / steps),
