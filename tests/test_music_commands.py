@@ -97,7 +97,8 @@ def test_plot_writes_figures_and_statistics(run, data_dir, tmp_path, capsys) -> 
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     stats = json.loads((out / "sample_stats.json").read_text())
-    assert stats["samples"] == 3 and 0 <= stats["distances"]["pitch_class_tv"] <= 1
+    assert stats["num_samples"] == 3 and stats["samples"]["sequences"] == 3
+    assert 0 <= stats["distances"]["pitch_class_tv"] <= 1
     assert stats["reference"]["sequences"] == 4
 
 

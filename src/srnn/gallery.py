@@ -48,7 +48,7 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
     written.append(plot_kl_over_roll(roll, rec.kl, out / "kl.png", step_seconds=step,
                                      title=f"KL(q || p) per step, test piece {piece}"))
     stats = compare_statistics(list(samples), list(test.x))
-    stats.update({"run": str(run_dir), "samples": num, "sample_length": T, "seed": seed})
+    stats.update({"run": str(run_dir), "num_samples": num, "sample_length": T, "seed": seed})
     write_json(out / "sample_stats.json", stats)
     written.append(out / "sample_stats.json")
     return {"written": [str(p) for p in written],
