@@ -6,6 +6,7 @@ and written on the grid of the run's data set (see :func:`grid`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -147,6 +148,26 @@ def write_rolls(rolls: np.ndarray, out: str | os.PathLike[str], step_seconds: fl
     return written
 
 
+def write_speech(model: SequenceModel, card: dict, out: str | os.PathLike[str], length: int,
+                 num: int, seed: int) -> list[Path]:
+    """Sample ``num`` sequences of ``length`` frames and write each as a WAV at the data set's
+    rate (normalisation and any frame permutation undone); or all frames as one ``.npy``."""
+    from srnn.data.speech import decode, write_wav
+
+    out = Path(out)
+    if out.suffix not in (".wav", ".npy"):
+        raise ConfigError(f"{out}: a speech model writes .wav (or .npy frames)")
+    torch.manual_seed(seed)
+    frames = model.generate(num, length).cpu().numpy()
+    if out.suffix == ".npy":
+        atomic_write(out, lambda f: np.save(f, frames.astype(np.float32)))
+        return [out]
+    paths = _paths(out, num)
+    for fr, p in zip(frames, paths, strict=True):
+        write_wav(p, decode(fr, card), int(card["rate"]))
+    return paths
+
+
 def read_primer(path: str | os.PathLike[str], g: Grid) -> np.ndarray:
     from srnn.music.midi import read_midi
 
@@ -169,6 +190,10 @@ def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
         raise ConfigError("--length and --num must be at least 1")
     model, _ = load_model(run_dir)
     model.eval()
+    card_path = Path(run_dir) / "data.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    if "normaliser" in card:  # a speech model: frames back to a waveform
+        return write_speech(model, card, out, length, num, seed)
     g = run_grid(run_dir)
     torch.manual_seed(seed)
     if primer:

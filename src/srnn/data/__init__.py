@@ -20,7 +20,8 @@ from srnn.paths import DATA_ENV, data_dir
 
 DEFAULT_DATASET = "bach"
 BACH_TIME_STEP = "quarter note"
-DATASETS = ("bach", *CANONICAL, *FRACCARO)
+SPEECH = ("fsdd", "fsdd-perm")  # the Free Spoken Digit Dataset, and its Perm-TIMIT-style variant
+DATASETS = ("bach", *CANONICAL, *FRACCARO, *SPEECH)
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "SequenceDataset", "Split", "available",
            "dataset_path", "is_midi_folder", "load_dataset", "shift_inputs", "time_step"]
@@ -50,6 +51,10 @@ def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
         from srnn.data.bach import bach_path
 
         return bach_path()
+    if name in SPEECH:
+        from srnn.data.speech import fsdd_path
+
+        return fsdd_path(root) / "files.csv"
     raise _unknown(name)
 
 
@@ -57,6 +62,11 @@ def time_step(name: str) -> str:
     """What one time step of a named data set is (e.g. "quarter note"), without loading it."""
     if name in CANONICAL:
         return CANONICAL[name][1]
+    if name in SPEECH:
+        from srnn.data.speech import FRAME_SIZE, FSDD_RATE
+        from srnn.data.speech import time_step as speech_time_step
+
+        return speech_time_step(FRAME_SIZE, FSDD_RATE)
     if name in FRACCARO:
         return FRACCARO_TIME_STEP
     if name == "bach":
@@ -87,6 +97,14 @@ def load_dataset(name: str = DEFAULT_DATASET,
 
         return load_bach()
     path = dataset_path(name, root)
+    if name in SPEECH:
+        from srnn.data.speech import load_fsdd
+
+        if not path.is_file():
+            raise DataError(f"data set {name!r} not found at {path.parent}: copy the Free "
+                            "Spoken Digit Dataset (recordings/, files.csv) into <data dir>/speech/"
+                            f"fsdd, or point --data-dir or {DATA_ENV} at a directory that holds it")
+        return load_fsdd(path.parent, permute=name.endswith("-perm"))
     if not path.is_file():
         hint = (f"run 'srnn data download {name}'" if name in CANONICAL
                 else "copy the Fraccaro et al. files into <data dir>/fraccaro/")

@@ -75,6 +75,18 @@ class RunConfig:
                    train=TrainConfig(**d["train"]), data_dir=d.get("data_dir"))
 
 
+SPEECH_INFO = ("rate", "frame_size", "normaliser", "permute_seed")
+
+
+def data_card(data: SequenceDataset) -> dict[str, Any]:
+    """What a run keeps of its data set: enough to turn model outputs back into music or
+    audio without the data files (e.g. a speech set's normaliser and sample rate)."""
+    card: dict[str, Any] = {"name": data.name, "protocol": data.protocol,
+                            "time_step": data.time_step, "binary": data.binary, "dim": data.dim}
+    card.update({k: data.info[k] for k in SPEECH_INFO if k in data.info})
+    return card
+
+
 def load_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
@@ -245,6 +257,7 @@ class Trainer:
         """Train until ``epochs``, early stopping or ``max_minutes``; then test the best model."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", self.cfg.to_dict())
+        write_json(self.run_dir / "data.json", data_card(self.data))
         t_start = time.perf_counter() - self.elapsed
         while self.epoch < self.tc.epochs and self.bad_epochs < self.tc.patience:
             if self.tc.max_minutes and self.elapsed > 60 * self.tc.max_minutes:
