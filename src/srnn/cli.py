@@ -108,6 +108,10 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
     o.add_argument("--max-minutes", type=float, default=None,
                    help="stop training after this many minutes, then test (with --resume: "
                         "counted from the run's start)")
+    o.add_argument("--tbptt", type=int, default=t.tbptt,
+                   help="train on lanes of whole sequences cut into windows of this many steps, "
+                        "carrying the recurrent state across windows (truncated BPTT, as the "
+                        "paper does for speech); 0 = independent windows of --window (0)")
     o.add_argument("--objective", default=t.objective, choices=["elbo", "iwae", "fivo"],
                    help=f"training objective ({t.objective}); iwae and fivo use --samples K "
                         "particles and no KL annealing")
@@ -297,7 +301,8 @@ def parse_settings(items: list[str]) -> dict[str, dict]:
 def _train_options(a: argparse.Namespace) -> dict:
     opts = {k: getattr(a, k) for k in ("batch_size", "window", "lr", "adam_eps", "clip_norm",
                                        "kl_start", "kl_epochs", "lr_decay", "lr_decay_start",
-                                       "patience", "seed", "subset", "objective", "samples")}
+                                       "patience", "seed", "subset", "objective", "samples",
+                                       "tbptt")}
     if a.epochs is not None:
         opts["epochs"] = a.epochs
     if a.max_minutes is not None:

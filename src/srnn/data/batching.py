@@ -80,3 +80,33 @@ def evaluation_batches(split: Split, batch_size: int,
         idx = order[i:j]
         yield pad_batch([split.x[k] for k in idx], [split.u[k] for k in idx])
         i = j
+
+
+def lane_streams(split: Split, lanes: int, window: int, rng: np.random.Generator) -> Split:
+    """Whole sequences laid end to end in ``lanes`` parallel lanes (each sequence to the
+    shortest lane so far, in a shuffled order) and cut into windows of ``window`` steps, as a
+    stream-ordered split: training on it carries the recurrent state from one window to the
+    next (truncated backpropagation through time), as the SRNN paper trains on speech. Each
+    sequence keeps its own inputs (u_1 = 0), but the state flows on into the next sequence of
+    its lane, as in stream-ordered files. Lanes that run out early get empty (masked) windows.
+    """
+    if lanes < 1 or window < 1:
+        raise ValueError("lanes and window must be at least 1")
+    lanes = min(lanes, len(split))
+    xs: list[list[np.ndarray]] = [[] for _ in range(lanes)]
+    us: list[list[np.ndarray]] = [[] for _ in range(lanes)]
+    length = [0] * lanes
+    for i in rng.permutation(len(split)):
+        lane = int(np.argmin(length))
+        xs[lane].append(split.x[i])
+        us[lane].append(split.u[i])
+        length[lane] += len(split.x[i])
+    lx = [np.concatenate(v) for v in xs]
+    lu = [np.concatenate(v) for v in us]
+    rows = -(-max(length) // window)
+    out_x, out_u = [], []
+    for r in range(rows):
+        for lane in range(lanes):
+            out_x.append(lx[lane][r * window:(r + 1) * window])
+            out_u.append(lu[lane][r * window:(r + 1) * window])
+    return Split(x=out_x, u=out_u, streams=lanes)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from srnn.bounds.elbo import elbo_terms
 from srnn.bounds.particles import particle_bound
 from srnn.data import SequenceDataset, load_dataset
-from srnn.data.batching import stream_batches, training_batches, windows
+from srnn.data.batching import lane_streams, stream_batches, training_batches, windows
 from srnn.errors import ConfigError
 from srnn.evaluate import evaluate_elbo
 from srnn.io import append_jsonl, atomic_write, write_json
@@ -54,6 +54,8 @@ class TrainConfig:
     subset: int | None = None  # use only the first N train/valid/test sequences (smoke runs)
     objective: str = "elbo"  # elbo, iwae or fivo (the last two with `samples` particles)
     samples: int = 1  # particles per sequence for the iwae and fivo objectives
+    tbptt: int = 0  # > 0: train on lanes of whole sequences in windows of this many steps,
+    # carrying the recurrent state from window to window (0: independent windows of `window`)
 
 
 @dataclass
@@ -165,8 +167,12 @@ class Trainer:
         self.rng = np.random.default_rng(self.tc.seed)
         self.progress = progress
         train = self.data.train
-        per_epoch = (len(train) // train.streams if train.streams else
-                     math.ceil(len(windows(train, self.tc.window)[0]) / self.tc.batch_size))
+        if train.streams:
+            per_epoch = len(train) // train.streams
+        elif self.tc.tbptt:
+            per_epoch = math.ceil(train.steps / (self.tc.batch_size * self.tc.tbptt))
+        else:
+            per_epoch = math.ceil(len(windows(train, self.tc.window)[0]) / self.tc.batch_size)
         self.kl = KLAnnealing(self.tc.kl_start, round(self.tc.kl_epochs * per_epoch))
         self.epoch = 0
         self.step = 0
@@ -215,6 +221,8 @@ class Trainer:
     def _train_epoch(self) -> dict[str, float | None]:
         self.model.train()
         train = self.data.train
+        if not train.streams and self.tc.tbptt:  # lanes of whole sequences, state carried
+            train = lane_streams(train, self.tc.batch_size, self.tc.tbptt, self.rng)
         batches = (stream_batches(train) if train.streams else
                    training_batches(train, self.tc.batch_size, self.tc.window, self.rng))
         total = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "steps": 0.0}
