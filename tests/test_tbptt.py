@@ -63,3 +63,25 @@ def test_training_with_tbptt(tmp_path) -> None:
     assert res["valid_elbo_per_step"] > lines[0]["valid_elbo"] + 0.1
     steps = synthetic_dataset().train.steps
     assert steps / 40 <= lines[0]["step"] <= steps / 40 + 8  # windows of 10 steps in 4 lanes
+
+
+def test_user_corpora_by_name(tmp_path) -> None:
+    """``vctk:PATH`` (and ``-perm``) reach the corpus readers through load_dataset."""
+    from test_speech import tone, write_pcm
+
+    from srnn.data import dataset_path, load_dataset, time_step
+    from srnn.errors import DataError
+
+    for s in range(20):
+        for k in range(2):
+            write_pcm(tmp_path / "wav48" / f"p{s:03d}" / f"p{s:03d}_{k:03d}.wav",
+                      tone(48000 // 4, 48000, 200 + 10 * s), 48000)
+    name = f"vctk:{tmp_path}"
+    d = load_dataset(name)
+    assert d.dim == 200 and not d.binary and len(d.test) == 2 and len(d.valid) == 2
+    assert time_step(name) == "200-sample frame at 16 kHz" and dataset_path(name) == tmp_path
+    perm = load_dataset(f"vctk-perm:{tmp_path}")
+    assert perm.info["permute_seed"] is not None
+    assert not np.allclose(perm.train.x[0], d.train.x[0])
+    with pytest.raises(DataError, match="is not a folder"):
+        load_dataset(f"timit:{tmp_path / 'nope'}")

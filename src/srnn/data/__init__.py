@@ -35,13 +35,28 @@ def is_midi_folder(name: str | os.PathLike[str]) -> bool:
 
 def _unknown(name: str) -> DataError:
     return DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, "
-                     "or give the path of a folder of MIDI files")
+                     "a speech corpus as timit:PATH, vctk:PATH or blizzard:PATH (-perm for "
+                     "permuted frames), or the path of a folder of MIDI files")
+
+
+CORPORA = ("timit", "vctk", "blizzard")  # user-supplied speech corpora: "timit:/path/to/TIMIT"
+
+
+def corpus(name: str) -> tuple[str, bool, Path] | None:
+    """``(reader, permute, folder)`` for ``timit:PATH``, ``vctk-perm:PATH``, ...; else None."""
+    head, sep, path = name.partition(":")
+    base = head.removesuffix("-perm")
+    if not sep or base not in CORPORA or not path:
+        return None
+    return base, head.endswith("-perm"), Path(path).expanduser()
 
 
 def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     """The file a named data set is read from (a MIDI folder: the folder itself)."""
     if is_midi_folder(name):
         return Path(name)
+    if c := corpus(name):
+        return c[2]
     root = data_dir(root)
     if name in CANONICAL:
         return root / CANONICAL[name][0]
@@ -62,11 +77,11 @@ def time_step(name: str) -> str:
     """What one time step of a named data set is (e.g. "quarter note"), without loading it."""
     if name in CANONICAL:
         return CANONICAL[name][1]
-    if name in SPEECH:
+    if name in SPEECH or corpus(name):
         from srnn.data.speech import FRAME_SIZE, FSDD_RATE
         from srnn.data.speech import time_step as speech_time_step
 
-        return speech_time_step(FRAME_SIZE, FSDD_RATE)
+        return speech_time_step(FRAME_SIZE, FSDD_RATE if name in SPEECH else 16000)
     if name in FRACCARO:
         return FRACCARO_TIME_STEP
     if name == "bach":
@@ -96,6 +111,14 @@ def load_dataset(name: str = DEFAULT_DATASET,
         from srnn.data.bach import load_bach
 
         return load_bach()
+    if c := corpus(name):
+        from srnn.data import speech
+
+        reader, permute, folder = c
+        if not folder.is_dir():
+            raise DataError(f"data set {name!r}: {folder} is not a folder")
+        return {"timit": speech.load_timit, "vctk": speech.load_vctk,
+                "blizzard": speech.load_blizzard}[reader](folder, permute=permute)
     path = dataset_path(name, root)
     if name in SPEECH:
         from srnn.data.speech import load_fsdd
