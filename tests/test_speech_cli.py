@@ -36,3 +36,7 @@ def test_train_and_sample_speech(tmp_path, capsys, model: str, emission: str) ->
     assert rate == 8000 and wav.shape == (2000,) and wav.dtype == np.int16
     assert main(["sample", str(run), "--out", str(tmp_path / "s.mid")]) == 2
     assert "speech model writes .wav" in capsys.readouterr().err
+    assert main(["plot", str(run), "--out", str(tmp_path / "plots"), "--num", "1"]) == 0
+    png = (tmp_path / "plots" / "speech.png").read_bytes()
+    assert png[:4] == b"\x89PNG" and len(png) > 1000
+    assert wavfile.read(tmp_path / "plots" / "sample-0.wav")[0] == 8000

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from srnn.errors import ConfigError
@@ -34,6 +35,8 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
         raise ConfigError(f"--piece must be in 0..{len(test) - 1}, not {piece}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if "normaliser" in data.info:
+        return _plot_speech_run(run_dir, out, model, data, test, piece, num, length, seed)
     step = run_grid(run_dir).write_seconds
     roll = test.x[piece]
     T = length or len(roll)
@@ -54,3 +57,36 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
     return {"written": [str(p) for p in written],
             "piece_elbo_per_step": float((rec.recon.sum() - rec.kl.sum()) / len(roll)),
             "piece_steps": len(roll)}
+
+
+def _plot_speech_run(run_dir, out: Path, model, data, test, piece: int, num: int,
+                     length: int | None, seed: int) -> dict[str, Any]:
+    """Speech: curves.png, speech.png (a test utterance, KL per frame, reconstruction mean and
+    log-variance), samples as WAV."""
+    from srnn.data.speech import decode, write_wav
+    from srnn.plots import plot_speech, plot_training_curves
+    from srnn.sampling import reconstruct
+
+    info = data.info
+    frames = test.x[piece]
+    rec = reconstruct(model, frames, generator=torch.Generator().manual_seed(seed))
+    std = info["normaliser"]["std"]
+    # The emission's log-variance in the units of the waveform (the normaliser's scale).
+    log_var = np.log(rec.variance) + 2 * np.log(std)
+    if info.get("permute_seed") is not None:
+        from srnn.data.speech import unpermute_frames
+
+        log_var = unpermute_frames(log_var, int(info["permute_seed"]))
+    written = [plot_training_curves(run_dir, out / "curves.png")]
+    written.append(plot_speech(decode(frames, info), rec.kl, decode(rec.probabilities, info),
+                               log_var.ravel(), out / "speech.png", int(info["rate"]),
+                               title=f"test utterance {piece}: KL per frame, reconstruction"))
+    torch.manual_seed(seed)
+    T = length or len(frames)
+    for i, fr in enumerate(model.generate(num, T).cpu().numpy()):
+        p = out / f"sample-{i}.wav"
+        write_wav(p, decode(fr, info), int(info["rate"]))
+        written.append(p)
+    return {"written": [str(p) for p in written],
+            "piece_elbo_per_step": float((rec.recon.sum() - rec.kl.sum()) / len(frames)),
+            "piece_steps": len(frames)}

@@ -236,3 +236,45 @@ def plot_kl_over_roll(roll: np.ndarray, kl_per_step: np.ndarray,
         ax_kl.set_title(title)
     fig.tight_layout()
     return _save(fig, out_png)
+
+
+def plot_speech(wave: np.ndarray, kl_per_frame: np.ndarray, mean_wave: np.ndarray,
+                log_var: np.ndarray, out_png: str | os.PathLike[str], rate: int,
+                title: str | None = None) -> Path:
+    """A test waveform, the KL per frame, and the reconstruction's mean and log-variance per
+    sample on a shared time axis (Figure 3 of Fraccaro et al., 2016, for speech)."""
+    w = np.asarray(wave, dtype=np.float64).ravel()
+    m = np.asarray(mean_wave, dtype=np.float64).ravel()
+    v = np.asarray(log_var, dtype=np.float64).ravel()
+    kl = np.asarray(kl_per_frame, dtype=np.float64).ravel()
+    if not (len(w) == len(m) == len(v)) or len(w) == 0:
+        raise ValueError("wave, mean_wave and log_var must be non-empty and of one length, got "
+                         f"{len(w)}, {len(m)}, {len(v)}")
+    if len(kl) == 0 or len(w) % len(kl):
+        raise ValueError(f"{len(kl)} KL values do not divide {len(w)} samples into frames")
+    if not all(np.isfinite(a).all() for a in (w, m, v, kl)):
+        raise ValueError("the inputs hold NaN or inf values")
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    t = np.arange(len(w)) / rate
+    frame = len(w) // len(kl)
+    fig = Figure(figsize=(10, 7))
+    ax = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1, 2, 1]})
+    ax[0].plot(t, w, lw=0.6, color="black")
+    ax[0].set_ylabel("waveform")
+    ax[1].stairs(kl, np.arange(len(kl) + 1) * frame / rate, fill=True, color="tab:blue",
+                 alpha=0.8)
+    ax[1].set_ylabel("KL (nats)")
+    ax[2].plot(t, w, lw=0.5, color="0.7", label="data")
+    ax[2].plot(t, m, lw=0.6, color="tab:red", label="reconstruction mean")
+    ax[2].legend(loc="upper right", fontsize="small")
+    ax[2].set_ylabel("mean")
+    ax[3].plot(t, v, lw=0.6, color="tab:green")
+    ax[3].set_ylabel("log-variance")
+    ax[3].set_xlabel("time (s)")
+    for a in ax:
+        a.grid(alpha=0.3)
+    if title:
+        ax[0].set_title(title)
+    fig.tight_layout()
+    return _save(fig, out_png)

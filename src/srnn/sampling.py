@@ -92,6 +92,7 @@ class Reconstruction:
     probabilities: np.ndarray
     recon: np.ndarray
     kl: np.ndarray
+    variance: np.ndarray  # Var[x_t | z_t, ...] averaged over the draws (T, D)
 
 
 @torch.no_grad()
@@ -107,16 +108,17 @@ def reconstruct(model: SequenceModel, roll: np.ndarray, draws: int = 16,
     batch = one_batch([roll] * draws)
     terms = elbo_terms(model, batch, generator=generator)
     if model.z_dim == 0:
-        probs = model.predictive_mean(batch)
+        probs, var = model.predictive_moments(batch)
     else:
         assert isinstance(model, StateSpaceModel)
         pre = model.precompute(batch)
         z, *_, context, _ = sample_posterior(model, pre, model.init_state(pre), len(roll),
                                              generator)
-        probs = model.emission_mean(z, pre, context)
+        probs, var = model.emission_moments(z, pre, context)
     return Reconstruction(probabilities=probs.mean(0).cpu().numpy(),
                           recon=terms.recon.mean(0).cpu().numpy(),
-                          kl=terms.kl.mean(0).cpu().numpy())
+                          kl=terms.kl.mean(0).cpu().numpy(),
+                          variance=var.mean(0).cpu().numpy())
 
 
 def _paths(out: Path, num: int) -> list[Path]:

@@ -136,6 +136,12 @@ class StateSpaceModel(SequenceModel):
         """E[x_t | z_t, ...] (note probabilities for a Bernoulli emission), (B, T, D)."""
         return self.emission.distribution(self.emission_features(z, pre, context)).mean
 
+    def emission_moments(self, z: Tensor, pre: Any, context: Tensor | None = None
+                         ) -> tuple[Tensor, Tensor]:
+        """Mean and variance of p(x_t | z_t, ...) for all steps, each (B, T, D)."""
+        d = self.emission.distribution(self.emission_features(z, pre, context))
+        return d.mean, d.variance
+
     def auxiliary_log_prob(self, z: Tensor, pre: Any, context: Tensor | None = None
                            ) -> Tensor | None:
         return None

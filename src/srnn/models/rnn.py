@@ -60,10 +60,11 @@ class RNN(SequenceModel):
         ll = self.emission.log_prob(self.act(self.emit_in(self.drop(d))), batch.x)
         return ll, d[:, -1].detach()
 
-    def predictive_mean(self, batch: Batch) -> Tensor:
-        """E[x_t | x_<t] for all steps given the true past (B, T, D)."""
+    def predictive_moments(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Mean and variance of p(x_t | x_<t) for all steps given the true past, (B, T, D)."""
         d, _ = self.rnn(self.drop(self.features(batch.u)))
-        return self.emission.distribution(self.act(self.emit_in(self.drop(d)))).mean
+        dist = self.emission.distribution(self.act(self.emit_in(self.drop(d))))
+        return dist.mean, dist.variance
 
     @torch.no_grad()
     def generate(self, num: int, steps: int, carry: Tensor | None = None,
