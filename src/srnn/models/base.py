@@ -19,11 +19,36 @@ log-likelihood through ``exact_log_prob`` instead.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+
+@dataclass
+class ModelConfig:
+    """Options every model has; each model's config adds its own sizes and switches."""
+
+    x_dim: int = 88  # data dimension (set from the data)
+    emission: str = "bernoulli"  # bernoulli, gauss or gmm
+    mixtures: int = 5  # components of a gmm emission
+    activation: str = "clipped_leaky_relu"
+    init: str = "paper"  # "paper" (Glorot-normal, orthogonal GRUs) or "torch" (PyTorch defaults)
+
+    # Widths that parameter matching scales together (z_dim stays as set).
+    SIZE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LatentConfig(ModelConfig):
+    """Options every latent model has."""
+
+    z_dim: int = 100  # stochastic state z_t
+    min_std: float = 1e-4  # floor of every latent standard deviation
 
 
 @dataclass

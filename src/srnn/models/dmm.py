@@ -17,36 +17,28 @@ Inference (section 4, combiner of Algorithm 1):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
+from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
 
 
 @dataclass
-class DMMConfig:
-    x_dim: int = 88
-    z_dim: int = 100
+class DMMConfig(LatentConfig):
     a_dim: int = 600  # backward RNN state h_t^r (Krishnan et al.: 600)
     hidden: int = 200  # hidden units of the gated transition
     emission_hidden: int = 100  # units of each of the emission MLP's two layers
-    emission: str = "bernoulli"
-    mixtures: int = 5
     activation: str = "relu"
-    min_std: float = 1e-4
     init: str = "torch"
 
     SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("a_dim", "hidden", "emission_hidden")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class GatedTransition(nn.Module):

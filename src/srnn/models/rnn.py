@@ -7,34 +7,26 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, SequenceModel
+from srnn.models.base import Batch, ModelConfig, SequenceModel
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, activation, apply_init_
 
 
 @dataclass
-class RNNConfig:
-    x_dim: int = 88
+class RNNConfig(ModelConfig):
     d_dim: int = 300  # GRU state d_t
     hidden: int = 500  # hidden units of the emission MLP
     feature_layers: int = 2  # feature network on u_t (0: raw u_t)
     feature_dim: int = 500
-    emission: str = "bernoulli"  # bernoulli, gauss or gmm
-    mixtures: int = 5
-    activation: str = "clipped_leaky_relu"
     dropout: float = 0.0  # on the features and on d_t
-    init: str = "paper"
 
     SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "hidden", "feature_dim")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class RNN(SequenceModel):

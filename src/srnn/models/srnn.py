@@ -13,44 +13,33 @@ Inference (section 4, eq. 7-12):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
+from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
 
 
 @dataclass
-class SRNNConfig:
+class SRNNConfig(LatentConfig):
     """Sizes and options; the defaults are the paper's polyphonic-music setup (appendix A)."""
 
-    x_dim: int = 88
     d_dim: int = 300  # forward GRU state d_t
-    z_dim: int = 100  # stochastic state z_t
     a_dim: int = 300  # inference state a_t
     hidden: int = 500  # units of the one hidden layer of each prior/posterior/emission MLP
     feature_layers: int = 2  # shared feature network on x and u (0: raw x and u)
     feature_dim: int = 500
     smoothing: bool = True  # a_t from a backward GRU (smoothing) or an MLP (filtering)
     res_q: bool = True  # eq. 12 residual posterior mean
-    emission: str = "bernoulli"  # bernoulli, gauss or gmm
-    mixtures: int = 5  # components of a gmm emission
-    activation: str = "clipped_leaky_relu"
     dropout: float = 0.0  # on the features and on d_t, a_t before the heads
-    min_std: float = 1e-4  # floor of every latent standard deviation
     two_networks: bool = True  # mean and variance of p and q from separate hidden layers (eq. 3)
-    init: str = "paper"  # "paper" (Glorot-normal, orthogonal GRUs) or "torch" (PyTorch defaults)
 
-    # Widths that parameter matching scales together (z_dim stays as set).
     SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "a_dim", "hidden", "feature_dim")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

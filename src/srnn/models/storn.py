@@ -11,37 +11,27 @@ generating GRU cell runs step by step (with its u-part precomputed), since z_t f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
+from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, MLPGaussian, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
 
 
 @dataclass
-class STORNConfig:
-    x_dim: int = 88
-    z_dim: int = 100
+class STORNConfig(LatentConfig):
     d_dim: int = 300  # generating RNN state h_t
     a_dim: int = 300  # recognition RNN state a_t
     hidden: int = 500  # hidden units of the posterior and emission MLPs
     feature_layers: int = 2  # shared feature network on x_t and u_t
     feature_dim: int = 500
-    emission: str = "bernoulli"
-    mixtures: int = 5
-    activation: str = "clipped_leaky_relu"
-    min_std: float = 1e-4
-    init: str = "paper"
 
     SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "a_dim", "hidden", "feature_dim")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

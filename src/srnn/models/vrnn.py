@@ -13,37 +13,27 @@ GRU cell runs per step because z_t feeds h_t.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
+from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
 
 
 @dataclass
-class VRNNConfig:
-    x_dim: int = 88
-    z_dim: int = 100
+class VRNNConfig(LatentConfig):
     d_dim: int = 300  # recurrent state h_t
     hidden: int = 500  # hidden units of phi_prior, phi_enc, phi_dec
     feature_layers: int = 2  # layers of phi_x
     feature_dim: int = 500  # units of phi_x and of phi_z (one layer)
     independent_prior: bool = False  # VRNN-I: p(z_t) = N(0, I)
-    emission: str = "bernoulli"
-    mixtures: int = 5
-    activation: str = "clipped_leaky_relu"
-    min_std: float = 1e-4
-    init: str = "paper"
 
     SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "hidden", "feature_dim")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -14,23 +14,21 @@ bound.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.distributions import Normal
 
-from srnn.models.base import Batch, StateSpaceModel, StepParams, per_step
+from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU, SplitInputGRUCell
 
 
 @dataclass
-class ZForcingConfig:
-    x_dim: int = 88
-    z_dim: int = 100
+class ZForcingConfig(LatentConfig):
     d_dim: int = 300  # forward state h_t
     a_dim: int = 300  # backward state b_t
     hidden: int = 500  # hidden units of prior, posterior, decoder and auxiliary MLPs
@@ -38,16 +36,8 @@ class ZForcingConfig:
     feature_dim: int = 500
     # beta of the auxiliary cost (per unit of b_t); 0 disables it.
     aux_weight: float = 0.1
-    emission: str = "bernoulli"
-    mixtures: int = 5
-    activation: str = "clipped_leaky_relu"
-    min_std: float = 1e-4
-    init: str = "paper"
 
     SIZE_FIELDS: ClassVar[tuple[str, ...]] = ("d_dim", "a_dim", "hidden", "feature_dim")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
