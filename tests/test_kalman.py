@@ -35,26 +35,21 @@ def elbo_samples(m: StateSpaceModel, x, n: int, seed: int) -> torch.Tensor:
                           generator=torch.Generator().manual_seed(seed)).elbo().sum(1)
 
 
-def test_generative_part_is_the_linear_gaussian_model() -> None:
-    """With q replaced by the prior, z_t ~ N(A z_{t-1}, Q) and x_t ~ N(C z_t, R)."""
-    m = linear_gaussian_srnn()
+@pytest.mark.parametrize("build", [linear_gaussian_srnn, linear_gaussian_dmm],
+                         ids=["srnn", "dmm"])
+def test_generative_part_is_the_linear_gaussian_model(build) -> None:
+    """z_t ~ N(A z_{t-1}, Q) from the prior and x_t ~ N(C z_t, R) from the emission."""
+    m = build()
     z = torch.randn(5, 2)
     pre = m.precompute(Batch(torch.zeros(5, 3, 2), torch.zeros(5, 3, 2), torch.ones(5, 3)))
     prm = m.step(z, 1, pre)
     torch.testing.assert_close(prm.p_loc, z @ torch.tensor(A, dtype=torch.float32).T)
     torch.testing.assert_close(prm.p_scale, torch.full((5, 2), SIGMA_W))
-
-
-def test_dmm_generative_part_is_the_linear_gaussian_model() -> None:
-    m = linear_gaussian_dmm()
-    z = torch.randn(5, 2)
-    pre = m.precompute(Batch(torch.zeros(5, 3, 2), torch.zeros(5, 3, 2), torch.ones(5, 3)))
-    prm = m.step(z, 1, pre)
-    torch.testing.assert_close(prm.p_loc, z @ torch.tensor(A, dtype=torch.float32).T)
-    torch.testing.assert_close(prm.p_scale, torch.full((5, 2), SIGMA_W))
-    loc, scale = m.emission.head(m.emitter(z))
-    torch.testing.assert_close(loc, z @ torch.tensor(C, dtype=torch.float32).T)
-    torch.testing.assert_close(scale, torch.full((5, 2), SIGMA_V))
+    # The emission at step 1 given z_1 = z (the SRNN's d-part is zeroed).
+    pre = m.precompute(Batch(torch.zeros(5, 1, 2), torch.zeros(5, 1, 2), torch.ones(5, 1)))
+    obs = m.observation(z.unsqueeze(1), pre)
+    torch.testing.assert_close(obs.mean[:, 0], z @ torch.tensor(C, dtype=torch.float32).T)
+    torch.testing.assert_close(obs.stddev[:, 0], torch.full((5, 2), SIGMA_V))
 
 
 @pytest.mark.parametrize("build", [linear_gaussian_srnn, linear_gaussian_dmm],

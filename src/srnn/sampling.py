@@ -99,26 +99,30 @@ class Reconstruction:
 def reconstruct(model: SequenceModel, roll: np.ndarray, draws: int = 16,
                 generator: torch.Generator | None = None) -> Reconstruction:
     """Reconstruct ``roll`` (T, D) through the posterior, averaging ``draws`` draws of z_1:T;
-    for a model without latents, its one-step-ahead predictions given the true past."""
-    from srnn.bounds.elbo import elbo_terms, sample_posterior
+    for a model without latents, its one-step-ahead predictions given the true past. One pass:
+    the same draws give the probabilities and the ELBO terms."""
+    from torch.distributions import Normal, kl_divergence
+
+    from srnn.bounds.elbo import sample_posterior
     from srnn.models import StateSpaceModel
 
     model.eval()
     roll = np.asarray(roll, dtype=np.float32)
     batch = one_batch([roll] * draws)
-    terms = elbo_terms(model, batch, generator=generator)
     if model.z_dim == 0:
-        probs, var = model.predictive_moments(batch)
+        dist, _ = model.predictive(batch)
+        kl = torch.zeros_like(batch.mask)
     else:
         assert isinstance(model, StateSpaceModel)
         pre = model.precompute(batch)
-        z, *_, context, _ = sample_posterior(model, pre, model.init_state(pre), len(roll),
-                                             generator)
-        probs, var = model.emission_moments(z, pre, context)
-    return Reconstruction(probabilities=probs.mean(0).cpu().numpy(),
-                          recon=terms.recon.mean(0).cpu().numpy(),
-                          kl=terms.kl.mean(0).cpu().numpy(),
-                          variance=var.mean(0).cpu().numpy())
+        z, q_loc, q_scale, p_loc, p_scale, context, _ = sample_posterior(
+            model, pre, model.init_state(pre), len(roll), generator)
+        dist = model.observation(z, pre, context)
+        kl = kl_divergence(Normal(q_loc, q_scale), Normal(p_loc, p_scale)).sum(-1)
+    return Reconstruction(probabilities=dist.mean.mean(0).cpu().numpy(),
+                          recon=dist.log_prob(batch.x).mean(0).cpu().numpy(),
+                          kl=kl.mean(0).cpu().numpy(),
+                          variance=dist.variance.mean(0).cpu().numpy())
 
 
 def _paths(out: Path, num: int) -> list[Path]:
@@ -198,9 +202,9 @@ def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
         return write_speech(model, card, out, length, num, seed)
     g = run_grid(run_dir)
     torch.manual_seed(seed)
-    if primer:
-        rolls = continuation(model, read_primer(primer, g), num, length,
-                             torch.Generator().manual_seed(seed))
+    first = read_primer(primer, g) if primer else None
+    if first is not None:
+        rolls = continuation(model, first, num, length, torch.Generator().manual_seed(seed))
     else:
         rolls = model.generate(num, length).cpu().numpy()
     sec = step_seconds or g.write_seconds
@@ -208,9 +212,9 @@ def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     if png:
         from srnn.plots import plot_piano_rolls
 
-        label = "primer + continuation" if primer else "sample"
-        P = len(read_primer(primer, g)) if primer else 0
-        title = (f"{label}s (the first {P} steps are the primer)" if primer else None)
+        label = "primer + continuation" if first is not None else "sample"
+        title = (f"{label}s (the first {len(first)} steps are the primer)"
+                 if first is not None else None)
         written.append(plot_piano_rolls({f"{label} {i}": r for i, r in enumerate(rolls)}, png,
                                         step_seconds=sec, title=title))
     return written

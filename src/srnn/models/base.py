@@ -8,7 +8,7 @@ A model splits its computation into
   * ``emission_context(state, z_t, new_state)``: what the emission at step t reads besides z_t
     and ``pre`` (e.g. the VRNN's h_{t-1}); None for models whose emission needs no state;
   * ``emission_features(z, pre, context)``: the emission head's input for all steps at once, from
-    which ``emission_log_prob`` (B, T) and ``emission_mean`` (B, T, D) follow;
+    which ``observation`` (the distribution) and ``emission_log_prob`` (B, T) follow;
   * ``auxiliary_log_prob(z, pre, context)``: an extra training term that is not part of the
     bound (Z-forcing's auxiliary cost), already weighted; None for most models.
 The bounds (ELBO, and later IWAE, FIVO) and samplers are generic loops over this interface.
@@ -153,19 +153,15 @@ class StateSpaceModel(SequenceModel):
         """The input of the emission head for all steps, (B, T, H)."""
         raise NotImplementedError
 
+    def observation(self, z: Tensor, pre: Any, context: Tensor | None = None
+                    ) -> torch.distributions.Distribution:
+        """p(x_t | z_t, ...) for all steps at once (batch shape (B, T)): its log_prob, mean and
+        variance give the bound's reconstruction term and a posterior reconstruction."""
+        return self.emission.distribution(self.emission_features(z, pre, context))
+
     def emission_log_prob(self, z: Tensor, pre: Any, context: Tensor | None = None) -> Tensor:
         """log p(x_t | z_t, ...) for all steps at once, (B, T)."""
-        return self.emission.log_prob(self.emission_features(z, pre, context), pre.x)
-
-    def emission_mean(self, z: Tensor, pre: Any, context: Tensor | None = None) -> Tensor:
-        """E[x_t | z_t, ...] (note probabilities for a Bernoulli emission), (B, T, D)."""
-        return self.emission.distribution(self.emission_features(z, pre, context)).mean
-
-    def emission_moments(self, z: Tensor, pre: Any, context: Tensor | None = None
-                         ) -> tuple[Tensor, Tensor]:
-        """Mean and variance of p(x_t | z_t, ...) for all steps, each (B, T, D)."""
-        d = self.emission.distribution(self.emission_features(z, pre, context))
-        return d.mean, d.variance
+        return self.observation(z, pre, context).log_prob(pre.x)
 
     def auxiliary_log_prob(self, z: Tensor, pre: Any, context: Tensor | None = None
                            ) -> Tensor | None:

@@ -45,18 +45,17 @@ class RNN(SequenceModel):
         self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
         apply_init_(self, c.init)
 
-    def exact_log_prob(self, batch: Batch, carry: Any = None) -> tuple[Tensor, Tensor]:
-        """log p(x_t | d_t) for all steps (B, T); the carry is d_T for the next window."""
+    def predictive(self, batch: Batch, carry: Tensor | None = None
+                   ) -> tuple[torch.distributions.Distribution, Tensor]:
+        """p(x_t | x_<t) for all steps given the true past (batch shape (B, T)), and d_1:T."""
         d0 = None if carry is None else carry.unsqueeze(0).contiguous()
         d, _ = self.rnn(self.drop(self.features(batch.u)), d0)
-        ll = self.emission.log_prob(self.act(self.emit_in(self.drop(d))), batch.x)
-        return ll, d[:, -1].detach()
+        return self.emission.distribution(self.act(self.emit_in(self.drop(d)))), d
 
-    def predictive_moments(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Mean and variance of p(x_t | x_<t) for all steps given the true past, (B, T, D)."""
-        d, _ = self.rnn(self.drop(self.features(batch.u)))
-        dist = self.emission.distribution(self.act(self.emit_in(self.drop(d))))
-        return dist.mean, dist.variance
+    def exact_log_prob(self, batch: Batch, carry: Any = None) -> tuple[Tensor, Tensor]:
+        """log p(x_t | d_t) for all steps (B, T); the carry is d_T for the next window."""
+        dist, d = self.predictive(batch, carry)
+        return dist.log_prob(batch.x), d[:, -1].detach()
 
     @torch.no_grad()
     def generate(self, num: int, steps: int, carry: Tensor | None = None,
