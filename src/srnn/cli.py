@@ -243,6 +243,39 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_dir(co)
     _add_optimisation(co)
 
+    rp = sub.add_parser(
+        "reproduce", help="re-run an experiment of the SRNN paper or poster",
+        description="Run every job of an experiment (one training per setting, data set and "
+        "seed) and write OUT/results.csv, results.json, tables.md and plots. Each job has a "
+        "stable id from its settings and trains into OUT/jobs/<id>/: a re-run skips finished "
+        "jobs and resumes interrupted ones. poster: SRNN with z in {2,10,25,50,100,200} at "
+        "d=300 and d in {50,300,500} at z=100; table2: SRNN smoothing/filtering x Res_q on/off; "
+        "compare: SRNN, VRNN, STORN and RNN at matched parameter counts.")
+    rp.add_argument("experiment", choices=["poster", "table2", "compare"])
+    rp.add_argument("--out", required=True, metavar="DIR", help="directory to write")
+    rp.add_argument("--protocol", default="canonical", choices=["canonical", "fraccaro", "both"],
+                    help="canonical splits (jsb, ...), the paper's files (jsb-fraccaro, ...) "
+                    "or both (default: canonical)")
+    rp.add_argument("--sets", default="jsb,nottingham,musedata,piano",
+                    help="comma-separated music sets (default: all four)")
+    rp.add_argument("--budget", default="quick", choices=["quick", "full"],
+                    help="quick: 3 epochs on 8 sequences (or streams) of each split, minutes; "
+                    "full: the paper's recipe (default: quick)")
+    rp.add_argument("--seeds", type=int, default=1, help="seeds per setting (1)")
+    rp.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
+    rp.add_argument("--max-minutes", type=float, default=None,
+                    help="stop each job's training after this long (then test it)")
+    rp.add_argument("--jobs", type=int, default=1, help="jobs run at once (1)")
+    rp.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per job (default: cores / jobs)")
+    rp.add_argument("--backend", default="local", choices=["local", "slurm", "submitit-local"],
+                    help="local processes, a Slurm job array via submitit, or submitit's "
+                    "local executor (default: local)")
+    rp.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                    help="submitit parameter, e.g. slurm_partition=cpu or timeout_min=600 "
+                    "(repeatable)")
+    _add_data_dir(rp)
+
     da = sub.add_parser("data", help="list or download data sets")
     dsub = da.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     dl = dsub.add_parser("list", help="show which data sets are available locally")
@@ -321,6 +354,36 @@ def _cmd_compare(a: argparse.Namespace) -> dict:
     print((Path(a.out) / "comparison.md").read_text())
     return {"written": [str(Path(a.out) / f"comparison.{e}") for e in ("csv", "md", "json")],
             "failed": [r["model"] for r in rows if r.get("error")]}
+
+
+def _cmd_reproduce(a: argparse.Namespace) -> dict:
+    from srnn.experiments.reproduce import reproduce
+
+    sets = tuple(x.strip() for x in a.sets.split(",") if x.strip())
+    threads = a.threads or max(1, (os.cpu_count() or 1) // max(a.jobs, 1))
+    rows = reproduce(a.experiment, a.out, protocol=a.protocol, sets=sets, budget=a.budget,
+                     seeds=a.seeds, epochs=a.epochs, max_minutes=a.max_minutes,
+                     workers=a.jobs, backend=a.backend, threads=threads,
+                     data_dir=a.data_dir, slurm=_key_values(a.slurm),
+                     command=a.command_line)
+    out = Path(a.out)
+    print((out / "tables.md").read_text())
+    return {"written": sorted(str(p) for p in out.iterdir() if p.is_file()),
+            "jobs": len(rows), "failed": [r["job_id"] for r in rows if r.get("error")]}
+
+
+def _key_values(items: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs; values parsed as JSON where they can be (numbers, true/false)."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> dict:
@@ -415,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample,
                 "reconstruct": _cmd_reconstruct, "plot": _cmd_plot, "compare": _cmd_compare,
-                "data": _cmd_data}
+                "reproduce": _cmd_reproduce, "data": _cmd_data}
     try:
         out = commands[a.command](a)
     except SRNNError as e:

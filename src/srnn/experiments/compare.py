@@ -14,11 +14,11 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import traceback
 from pathlib import Path
 from typing import Any
 
 from srnn.errors import ConfigError
+from srnn.experiments.jobs import run_training_job
 from srnn.experiments.sizes import count_parameters, match_parameters
 from srnn.io import atomic_write, write_json
 from srnn.models import MODELS, model_fields
@@ -58,33 +58,6 @@ def plan(models: list[str], x_dim: int, binary: bool, match: bool = True,
                 log.warning("%s: %d parameters, more than 10%% away from the target %d (its "
                             "fixed sizes, e.g. z_dim, leave too little to scale)", m, n, target)
     return out
-
-
-def _run_job(model: str, dataset: str, run_dir: str, model_options: dict[str, Any],
-             train_options: dict[str, Any], data_dir: str | None, threads: int
-             ) -> dict[str, Any]:
-    """Train one model (in a worker process); its log goes to RUN_DIR/train.log."""
-    import torch
-
-    from srnn.train.trainer import train
-
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(Path(run_dir) / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        return train(dataset, run_dir, model=model, data_dir=data_dir, resume=True,
-                     progress=False, model_options=model_options, **train_options)
-    except Exception as e:  # reported in the table; the other models go on
-        logging.getLogger("srnn.compare").error("%s failed:\n%s", model, traceback.format_exc())
-        return {"error": f"{type(e).__name__}: {e}"}
-    finally:
-        root.removeHandler(handler)
-        handler.close()
 
 
 def row(model: str, res: dict[str, Any]) -> dict[str, Any]:
@@ -169,13 +142,13 @@ def compare(dataset: str, models: list[str], out: str | os.PathLike[str], jobs: 
     if jobs <= 1:
         for m in todo:
             log.info("%s: training", m)
-            results[m] = _run_job(*args[m])
+            results[m] = run_training_job(*args[m])
     elif todo:
         # A fresh process per model; on an interrupt or SIGTERM the workers are terminated with
         # the parent (their last checkpoints let the next call resume them).
         pool = mp.get_context("spawn").Pool(min(jobs, len(todo)), maxtasksperchild=1)
         try:
-            pending = {m: pool.apply_async(_run_job, args[m]) for m in todo}
+            pending = {m: pool.apply_async(run_training_job, args[m]) for m in todo}
             pool.close()
             for m, res in pending.items():
                 results[m] = res.get()

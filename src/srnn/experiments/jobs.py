@@ -1,0 +1,189 @@
+"""Training jobs with stable ids, run locally in worker processes or on Slurm via submitit.
+
+A job is one training run: a data set, a model with its options, training options and a seed.
+Its id is a readable label plus a hash of those settings, so the same settings always land in
+the same run directory ``OUT/jobs/<id>/``. Running a list of jobs skips every job whose
+``results.json`` exists and resumes every job that has a ``last.pt`` checkpoint: a sweep that
+was interrupted (Ctrl-C, a reboot, a cancelled cluster job) continues where it stopped.
+
+Backends: ``local`` runs up to ``workers`` jobs at once, each in a fresh spawned process;
+``slurm`` submits them as a Slurm job array through ``submitit`` (``pip install srnn[slurm]``);
+``submitit-local`` uses submitit's local executor (subprocesses on this machine), which checks
+the submitit path without a cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srnn.errors import ConfigError
+from srnn.io import write_json
+
+log = logging.getLogger("srnn.jobs")
+
+BACKENDS = ("local", "slurm", "submitit-local")
+# Stopping rules of the machine rather than settings of the experiment: extending them resumes
+# a job instead of starting a new one.
+NOT_IN_ID = frozenset({"max_minutes"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run. ``label`` is the readable part of the id (e.g. ``jsb-z100-d300``);
+    ``meta`` holds the columns the experiment tabulates (protocol, set, variant, ...)."""
+
+    label: str
+    dataset: str
+    model: str = "srnn"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    train_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """What the job computes: everything that enters its id."""
+        return {"dataset": self.dataset, "model": self.model,
+                "model_options": self.model_options,
+                "train_options": {k: v for k, v in self.train_options.items()
+                                  if k not in NOT_IN_ID},
+                "seed": self.seed}
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return f"{self.label}-s{self.seed}-{digest}"
+
+
+def run_training_job(model: str, dataset: str, run_dir: str, model_options: dict[str, Any],
+                     train_options: dict[str, Any], data_dir: str | None, threads: int
+                     ) -> dict[str, Any]:
+    """Train one model into ``run_dir`` (resuming a checkpoint there) and return its results;
+    the log goes to ``run_dir/train.log``. Errors are returned, not raised, so that the other
+    jobs of a sweep go on."""
+    import torch
+
+    from srnn.train.trainer import train
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(Path(run_dir) / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        return train(dataset, run_dir, model=model, data_dir=data_dir, resume=True,
+                     progress=False, model_options=model_options, **train_options)
+    except Exception as e:
+        log.error("%s failed:\n%s", run_dir, traceback.format_exc())
+        return {"error": f"{type(e).__name__}: {e}"}
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+
+
+def _arguments(job: Job, run_dir: Path, data_dir: str | None, threads: int) -> tuple:
+    train_options = {**job.train_options, "seed": job.seed}
+    return (job.model, job.dataset, str(run_dir), job.model_options, train_options, data_dir,
+            threads)
+
+
+def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = "local",
+             threads: int = 1, data_dir: str | None = None,
+             slurm: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Run ``jobs`` into ``out/jobs/<id>/``; return each job's results (or ``{"error": ...}``)
+    by id. Finished jobs are read back, not rerun; interrupted ones resume."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
+    ids = [j.id for j in jobs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"two jobs with the same settings: {', '.join(dup)}")
+    root = Path(out) / "jobs"
+    root.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    todo: list[Job] = []
+    for job in jobs:
+        run_dir = root / job.id
+        write_json(run_dir / "job.json", {"id": job.id, "label": job.label, **job.settings(),
+                                          "meta": job.meta})
+        done = run_dir / "results.json"
+        if done.is_file():
+            results[job.id] = json.loads(done.read_text())
+        else:
+            todo.append(job)
+    log.info("%d jobs: %d finished, %d to run (%s backend, %d at once)", len(jobs),
+             len(jobs) - len(todo), len(todo), backend, workers)
+    if not todo:
+        return results
+    args = {j.id: _arguments(j, root / j.id, data_dir, threads) for j in todo}
+    if backend == "local":
+        results.update(_run_local(args, workers))
+    else:
+        results.update(_run_submitit(args, root.parent / "submitit", backend, workers, threads,
+                                     slurm or {}))
+    return results
+
+
+def _run_local(args: dict[str, tuple], workers: int) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    if workers <= 1:
+        for job_id, a in args.items():
+            log.info("%s: training", job_id)
+            results[job_id] = run_training_job(*a)
+        return results
+    # A fresh process per job; on an interrupt or SIGTERM the workers are terminated with the
+    # parent (their last checkpoints let the next call resume them).
+    pool = mp.get_context("spawn").Pool(min(workers, len(args)), maxtasksperchild=1)
+    try:
+        pending = {job_id: pool.apply_async(run_training_job, a) for job_id, a in args.items()}
+        pool.close()
+        for job_id, res in pending.items():
+            results[job_id] = res.get()
+            log.info("%s: %s", job_id, results[job_id].get("error", "done"))
+        pool.join()
+    finally:
+        pool.terminate()
+    return results
+
+
+def _run_submitit(args: dict[str, tuple], folder: Path, backend: str, workers: int,
+                  threads: int, slurm: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    try:
+        import submitit
+    except ImportError as e:
+        raise ConfigError(f"the {backend} backend needs submitit: pip install 'srnn[slurm]'"
+                          ) from e
+    if backend == "slurm":
+        executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        params = {"timeout_min": 24 * 60, "cpus_per_task": threads,
+                  "slurm_array_parallelism": workers, **slurm}
+    else:
+        executor = submitit.LocalExecutor(folder=folder / "%j")
+        params = {"timeout_min": 24 * 60, **slurm}
+    executor.update_parameters(**params)
+    with executor.batch():  # one Slurm job array
+        submitted = {job_id: executor.submit(run_training_job, *a)
+                     for job_id, a in args.items()}
+    results: dict[str, dict[str, Any]] = {}
+    for job_id, sj in submitted.items():
+        try:
+            res = sj.result()
+        except Exception as e:  # the cluster job itself failed (time limit, node failure)
+            res = {"error": f"{type(e).__name__}: {e}"}
+        # Read the run's own JSON file rather than trusting the transport.
+        done = Path(args[job_id][2]) / "results.json"
+        results[job_id] = json.loads(done.read_text()) if done.is_file() else res
+        log.info("%s: %s", job_id, results[job_id].get("error", "done"))
+    return results

@@ -1,0 +1,291 @@
+"""Files of a reproduction: ``results.csv`` / ``results.json`` (one row per job), ``tables.md``
+(means ± standard deviations over seeds, the paper's values beside ours) and the plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from srnn.experiments.reproduce import (
+    COLUMNS,
+    PAPER_TABLE2,
+    POSTER_D,
+    POSTER_Z,
+    SET_TITLES,
+    SETS,
+)
+from srnn.io import atomic_write, write_json
+
+Rows = list[dict[str, Any]]
+
+
+def write_report(out: Path, experiment: str, rows: Rows,
+                 curves: dict[str, list[dict[str, Any]]], command: str | None = None) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r.get(c, "") for c in COLUMNS})
+    data = buf.getvalue().encode()
+    atomic_write(out / "results.csv", lambda f: f.write(data))
+    write_json(out / "results.json", {"experiment": experiment, "command": command,
+                                      "rows": rows})
+    md = tables(experiment, rows, command).encode()
+    atomic_write(out / "tables.md", lambda f: f.write(md))
+    plots(out, experiment, rows, curves)
+
+
+# -- aggregation ---------------------------------------------------------------------------
+
+
+def aggregate(rows: Rows, value: str) -> dict[tuple[str, str, str], tuple[float, float, int]]:
+    """(protocol, set, variant) -> (mean, std over seeds, number of seeds) of ``value``."""
+    groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        if not r.get("error") and r.get(value) not in (None, ""):
+            groups[(r["protocol"], r["set"], r["variant"])].append(float(r[value]))
+    return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan,
+                len(v)) for k, v in groups.items()}
+
+
+def cell(stats: tuple[float, float, int] | None, digits: int = 3) -> str:
+    if stats is None:
+        return "—"
+    mean, std, n = stats
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+
+
+def _table(header: list[str], body: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+            *["| " + " | ".join(r) + " |" for r in body], ""]
+
+
+def _present(rows: Rows, key: str, order: tuple[str, ...]) -> list[str]:
+    seen = {r[key] for r in rows}
+    return [k for k in order if k in seen]
+
+
+def _variants(rows: Rows) -> list[str]:
+    out: list[str] = []
+    for r in rows:
+        if r["variant"] not in out:
+            out.append(r["variant"])
+    return out
+
+
+def tables(experiment: str, rows: Rows, command: str | None = None) -> str:
+    seeds = max((r["seed"] for r in rows), default=0) + 1
+    lines = [f"# srnn reproduce {experiment}", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [
+        "Test bounds in nats per time step over the whole test split (ELBO; exact for the "
+        "RNN), best validation epoch. *Paper convention*: the mean over test sequences of each "
+        "one's ELBO per step (the SRNN paper's code)."
+        + (f" Mean ± standard deviation over {seeds} seeds." if seeds > 1 else ""), ""]
+    failed = [r for r in rows if r.get("error")]
+    for proto in _present(rows, "protocol", ("canonical", "fraccaro")):
+        pr = [r for r in rows if r["protocol"] == proto]
+        sets = _present(pr, "set", SETS)
+        lines += [f"## Protocol: {proto}", ""]
+        if experiment == "poster":
+            lines += _poster_tables(pr, proto, sets)
+        else:
+            lines += _by_variant_tables(experiment, pr, proto, sets)
+    if failed:
+        lines += ["## Failed jobs", ""]
+        lines += [f"- `{r['job_id']}`: {r['error']}" for r in failed] + [""]
+    return "\n".join(lines)
+
+
+def _poster_tables(rows: Rows, proto: str, sets: list[str]) -> list[str]:
+    elbo = aggregate(rows, "test_per_step")
+    xent = aggregate(rows, "cross_entropy_per_note")
+    titles = [SET_TITLES[s] for s in sets]
+    zs = [z for z in POSTER_Z if any(r["z"] == z and r["d"] == 300 for r in rows)]
+    ds = [d for d in POSTER_D if any(r["d"] == d and r["z"] == 100 for r in rows)]
+    out = ["Test ELBO per step against the latent size z (d = 300):", ""]
+    out += _table(["z", *titles], [[str(z), *(cell(elbo.get((proto, s, f"z{z}-d300")))
+                                              for s in sets)] for z in zs])
+    out += ["Test ELBO per step against the GRU width d (d_t and a_t; z = 100):", ""]
+    out += _table(["d", *titles], [[str(d), *(cell(elbo.get((proto, s, f"z100-d{d}")))
+                                              for s in sets)] for d in ds])
+    out += ["Test cross-entropy per note (the negative reconstruction term −E_q log p(x_t | "
+            "z_t, d_t), per step and note) against z (d = 300):", ""]
+    out += _table(["z", *titles], [[str(z), *(cell(xent.get((proto, s, f"z{z}-d300")), 4)
+                                              for s in sets)] for z in zs])
+    return out
+
+
+def _by_variant_tables(experiment: str, rows: Rows, proto: str, sets: list[str]) -> list[str]:
+    variants = _variants(rows)
+    elbo = aggregate(rows, "test_per_step")
+    paper_conv = aggregate(rows, "test_mean_of_sequences")
+    params = aggregate(rows, "parameters")
+    out = ["Test ELBO per step:", ""]
+    out += _table(["data set", *variants],
+                  [[SET_TITLES[s], *(cell(elbo.get((proto, s, v))) for v in variants)]
+                   for s in sets])
+    header = ["data set", *variants]
+    with_paper = experiment == "table2" or "srnn" in variants
+    if with_paper:
+        header.append("paper: SRNN smooth + Res_q")
+    body = []
+    for s in sets:
+        r = [SET_TITLES[s], *(cell(paper_conv.get((proto, s, v))) for v in variants)]
+        if with_paper:
+            r.append(f"{PAPER_TABLE2[s]:.2f}")
+        body.append(r)
+    out += ["Test ELBO, paper convention, with the published SRNN figure (Fraccaro et al. "
+            "2016, Table 2: smooth + Res_q on the paper's own files, the `fraccaro` protocol; "
+            "the paper reports no other variant on music" +
+            ("" if proto == "fraccaro" else "; the canonical files differ, so this column is "
+             "for orientation only") + "):", ""]
+    out += _table(header, body)
+    out += ["Parameters:", ""]
+    out += _table(["data set", *variants],
+                  [[SET_TITLES[s], *(f"{params[(proto, s, v)][0]:,.0f}"
+                                     if (proto, s, v) in params else "—" for v in variants)]
+                   for s in sets])
+    return out
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+
+def plots(out: Path, experiment: str, rows: Rows,
+          curves: dict[str, list[dict[str, Any]]]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    written = []
+    for proto in _present(rows, "protocol", ("canonical", "fraccaro")):
+        pr = [r for r in rows if r["protocol"] == proto]
+        sets = _present(pr, "set", SETS)
+        if experiment == "poster":
+            elbo = aggregate(pr, "test_per_step")
+            xent = aggregate(pr, "cross_entropy_per_note")
+            zs = [z for z in POSTER_Z if any(r["z"] == z and r["d"] == 300 for r in pr)]
+            ds = [d for d in POSTER_D if any(r["d"] == d and r["z"] == 100 for r in pr)]
+            written.append(_sweep_plot(
+                out / f"poster-{proto}-elbo-vs-z.png", sets, zs,
+                lambda s, z, a=elbo, p=proto: a.get((p, s, f"z{z}-d300")),
+                "latent size z (d = 300)", "test ELBO per step", proto))
+            written.append(_sweep_plot(
+                out / f"poster-{proto}-elbo-vs-d.png", sets, ds,
+                lambda s, d, a=elbo, p=proto: a.get((p, s, f"z100-d{d}")),
+                "GRU width d (z = 100)", "test ELBO per step", proto))
+            written.append(_sweep_plot(
+                out / f"poster-{proto}-cross-entropy-vs-z.png", sets, zs,
+                lambda s, z, a=xent, p=proto: a.get((p, s, f"z{z}-d300")),
+                "latent size z (d = 300)", "test cross-entropy per note", proto))
+            for s in sets:
+                written.append(_curve_plot(out / f"poster-{proto}-{s}-curves.png",
+                                           [r for r in pr if r["set"] == s], curves,
+                                           f"SRNN on {SET_TITLES[s]} ({proto})"))
+        else:
+            written.append(_curve_panels(out / f"{experiment}-{proto}-curves.png", pr, sets,
+                                         curves, proto))
+    return written
+
+
+def _sweep_plot(path: Path, sets: list[str], xs: list[int], get: Any, xlabel: str,
+                ylabel: str, proto: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 3.0), squeeze=False)
+    for ax, s in zip(axes[0], sets, strict=True):
+        pts = [(x, get(s, x)) for x in xs if get(s, x) is not None]
+        if pts:
+            x = [p[0] for p in pts]
+            m = [p[1][0] for p in pts]
+            e = [0 if math.isnan(p[1][1]) else p[1][1] for p in pts]
+            ax.errorbar(x, m, yerr=e, marker="o", capsize=3)
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [str(v) for v in xs])
+        ax.minorticks_off()
+        ax.set_title(SET_TITLES[s])
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    fig.suptitle(f"SRNN, {proto} protocol")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _draw_curves(ax: Any, rows: Rows, curves: dict[str, list[dict[str, Any]]]) -> None:
+    colours: dict[str, Any] = {}
+    for r in rows:
+        c = curves.get(r["job_id"]) or []
+        pts = [(ln["epoch"], ln["valid_elbo"]) for ln in c if ln.get("valid_elbo") is not None]
+        if not pts:
+            continue
+        v = r["variant"]
+        line = ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colours.get(v),
+                       label=v if v not in colours else None, lw=1.2)
+        colours.setdefault(v, line[0].get_color())
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    if colours:
+        ax.legend(fontsize=7)
+
+
+def _curve_plot(path: Path, rows: Rows, curves: dict[str, list[dict[str, Any]]],
+                title: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    _draw_curves(ax, rows, curves)
+    _zoom(ax, rows, curves)
+    ax.set_ylabel("validation ELBO per step")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _curve_panels(path: Path, rows: Rows, sets: list[str],
+                  curves: dict[str, list[dict[str, Any]]], proto: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.2), squeeze=False)
+    for ax, s in zip(axes[0], sets, strict=True):
+        sr = [r for r in rows if r["set"] == s]
+        _draw_curves(ax, sr, curves)
+        _zoom(ax, sr, curves)
+        ax.set_title(SET_TITLES[s])
+    axes[0][0].set_ylabel("validation ELBO per step")
+    fig.suptitle(f"Training curves, {proto} protocol")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _zoom(ax: Any, rows: Rows, curves: dict[str, list[dict[str, Any]]]) -> None:
+    """Leave out the first epochs' far lower values so the differences that matter show."""
+    vals = [ln["valid_elbo"] for r in rows for ln in curves.get(r["job_id"]) or []
+            if ln.get("valid_elbo") is not None]
+    if len(vals) > 4:
+        hi = max(vals)
+        lo = float(np.percentile(vals, 10))
+        if hi > lo:
+            ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    data = buf.getvalue()
+    atomic_write(path, lambda f: f.write(data))
+    return path
+
+
+
