@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import multiprocessing as mp
+import os
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ def _arguments(job: Job, run_dir: Path, data_dir: str | None, threads: int) -> t
 
 
 def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = "local",
-             threads: int = 1, data_dir: str | None = None,
+             threads: int = 1, data_dir: str | os.PathLike[str] | None = None,
              slurm: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Run ``jobs`` into ``out/jobs/<id>/``; return each job's results (or ``{"error": ...}``)
     by id. Finished jobs are read back, not rerun; interrupted ones resume."""
@@ -127,7 +128,8 @@ def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = 
              len(jobs) - len(todo), len(todo), backend, workers)
     if not todo:
         return results
-    args = {j.id: _arguments(j, root / j.id, data_dir, threads) for j in todo}
+    data = str(data_dir) if data_dir else None
+    args = {j.id: _arguments(j, root / j.id, data, threads) for j in todo}
     if backend == "local":
         results.update(_run_local(args, workers))
     else:

@@ -318,7 +318,8 @@ class Trainer:
 
 
 def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
-          data_dir: str | None = None, resume: bool = False, progress: bool | None = None,
+          data_dir: str | os.PathLike[str] | None = None, resume: bool = False,
+          progress: bool | None = None,
           model_options: dict[str, Any] | None = None, **train_options: Any) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` into run directory ``out``; return the test results.
 
@@ -326,7 +327,8 @@ def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
     other keywords set :class:`TrainConfig` fields (e.g. ``epochs=5``).
     """
     cfg = RunConfig(dataset=dataset, model=model, model_options=dict(model_options or {}),
-                    train=TrainConfig(**train_options), data_dir=data_dir)
+                    train=TrainConfig(**train_options),
+                    data_dir=str(data_dir) if data_dir else None)
     if resume and (Path(out) / "config.json").is_file():
         # The saved settings win; only the stopping rules may be extended on resume.
         saved = load_run_config(out)
