@@ -158,6 +158,16 @@ def test_submitit_local_executor_runs_the_same_jobs(tmp_path, data_dir):
     assert (tmp_path / "sub" / "submitit").is_dir()
 
 
+def test_slurm_backend_without_a_cluster_is_a_clear_error(tmp_path, data_dir):
+    pytest.importorskip("submitit")
+    import shutil
+
+    if shutil.which("srun"):
+        pytest.skip("this machine is a Slurm node")
+    with pytest.raises(ConfigError, match="Slurm cluster"):
+        run_jobs([tiny_job()], tmp_path, backend="slurm", data_dir=data_dir)
+
+
 def test_failed_job_is_reported_and_the_others_go_on(tmp_path, data_dir):
     bad = Job(label="bad", dataset="jsb", model_options={**TINY, "z_dim": -1},
               train_options=TINY_TRAIN)
@@ -198,6 +208,7 @@ def test_cli_table2_with_seeds_gives_mean_and_std(tmp_path, data_dir, capsys):
     rows = read_csv(tmp_path / "results.csv")
     assert len(rows) == 8 and {r["dataset"] for r in rows} == {"jsb-fraccaro"}
     assert (tmp_path / "table2-fraccaro-curves.png").is_file()
+    assert (tmp_path / "table2-fraccaro-test.png").is_file()
     text = capsys.readouterr().out
     out = json.loads(text[text.rindex("\n{\n") + 1:])
     assert out["jobs"] == 8 and out["failed"] == []

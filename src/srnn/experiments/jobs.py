@@ -168,13 +168,19 @@ def _run_submitit(args: dict[str, tuple], folder: Path, backend: str, workers: i
         raise ConfigError(f"the {backend} backend needs submitit: pip install 'srnn[slurm]'"
                           ) from e
     if backend == "slurm":
-        executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        try:
+            executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        except RuntimeError as e:  # no srun / sbatch here
+            raise ConfigError(f"the slurm backend needs a Slurm cluster: {e}") from e
         params = {"timeout_min": 24 * 60, "cpus_per_task": threads,
                   "slurm_array_parallelism": workers, **slurm}
     else:
         executor = submitit.LocalExecutor(folder=folder / "%j")
         params = {"timeout_min": 24 * 60, **slurm}
-    executor.update_parameters(**params)
+    try:
+        executor.update_parameters(**params)
+    except (TypeError, ValueError) as e:  # an unknown or ill-typed --slurm parameter
+        raise ConfigError(f"--slurm: {e}") from e
     with executor.batch():  # one Slurm job array
         submitted = {job_id: executor.submit(run_training_job, *a)
                      for job_id, a in args.items()}

@@ -193,7 +193,38 @@ def plots(out: Path, experiment: str, rows: Rows,
         else:
             written.append(_curve_panels(out / f"{experiment}-{proto}-curves.png", pr, sets,
                                          curves, proto))
+            written.append(_variant_plot(out / f"{experiment}-{proto}-test.png", pr, sets,
+                                         proto, paper=experiment == "table2"))
     return written
+
+
+def _variant_plot(path: Path, rows: Rows, sets: list[str], proto: str, paper: bool) -> Path:
+    """Test ELBO per variant, one panel per set (the paper's SRNN figure dashed, in the
+    paper's convention, on its own files)."""
+    import matplotlib.pyplot as plt
+
+    variants = _variants(rows)
+    key = "test_mean_of_sequences" if paper and proto == "fraccaro" else "test_per_step"
+    stats = aggregate(rows, key)
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.4 * len(sets), 3.4), squeeze=False)
+    for ax, s in zip(axes[0], sets, strict=True):
+        vals = [stats.get((proto, s, v)) for v in variants]
+        x = [i for i, v in enumerate(vals) if v is not None]
+        m = [vals[i][0] for i in x]
+        e = [0 if math.isnan(vals[i][1]) else vals[i][1] for i in x]
+        ax.errorbar(x, m, yerr=e, fmt="o", capsize=3)
+        if paper and proto == "fraccaro":
+            ax.axhline(PAPER_TABLE2[s], ls="--", color="grey", label="paper, smooth + Res_q")
+            ax.legend(fontsize=7)
+        ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.5, len(variants) - 0.5)
+        ax.set_title(SET_TITLES[s])
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel("test ELBO" + (", paper convention" if key != "test_per_step"
+                                         else " per step"))
+    fig.suptitle(f"{proto} protocol")
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _sweep_plot(path: Path, sets: list[str], xs: list[int], get: Any, xlabel: str,
