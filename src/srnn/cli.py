@@ -108,6 +108,9 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
     o.add_argument("--max-minutes", type=float, default=None,
                    help="stop training after this many minutes, then test (with --resume: "
                         "counted from the run's start)")
+    o.add_argument("--max-bad-batches", type=int, default=t.max_bad_batches,
+                   help="batches with a non-finite loss or gradient are skipped; stop after "
+                        f"this many in a row ({t.max_bad_batches})")
     o.add_argument("--tbptt", type=int, default=t.tbptt,
                    help="train on lanes of whole sequences cut into windows of this many steps, "
                         "carrying the recurrent state across windows (truncated BPTT, as the "
@@ -141,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_optimisation(tr)
     tr.add_argument("--resume", action="store_true",
                     help="continue RUN_DIR from its last checkpoint (its saved settings win)")
+    tr.add_argument("--deterministic", action="store_true",
+                    help="deterministic algorithms only (torch.use_deterministic_algorithms): "
+                    "a run and its resumption give bit-identical results")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_threads(tr)
 
@@ -310,8 +316,12 @@ def _setup_torch(threads: int | None) -> None:
 
 
 def _cmd_train(a: argparse.Namespace) -> dict:
+    import torch
+
     from srnn.train.trainer import train
 
+    if a.deterministic:
+        torch.use_deterministic_algorithms(True)
     return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
                  progress=False if a.no_progress else None,
                  model_options=model_options_from_args(a), **_train_options(a))
@@ -347,7 +357,7 @@ def _train_options(a: argparse.Namespace) -> dict:
     opts = {k: getattr(a, k) for k in ("batch_size", "window", "lr", "adam_eps", "clip_norm",
                                        "kl_start", "kl_epochs", "lr_decay", "lr_decay_start",
                                        "patience", "seed", "subset", "objective", "samples",
-                                       "tbptt")}
+                                       "tbptt", "max_bad_batches")}
     if a.epochs is not None:
         opts["epochs"] = a.epochs
     if a.max_minutes is not None:

@@ -17,3 +17,7 @@ class ConfigError(SRNNError):
 
 class CheckpointError(SRNNError):
     """A checkpoint is missing, corrupt or does not match the model."""
+
+
+class TrainingError(SRNNError):
+    """Training cannot go on (e.g. the loss or its gradients stay non-finite)."""

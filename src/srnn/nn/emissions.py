@@ -4,7 +4,6 @@ Gaussian mixture for real values."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import (
     Bernoulli,
@@ -15,7 +14,7 @@ from torch.distributions import (
     Normal,
 )
 
-from srnn.nn.layers import GaussianHead
+from srnn.nn.layers import GaussianHead, bounded_std
 
 
 class BernoulliEmission(nn.Module):
@@ -69,7 +68,7 @@ class GMMEmission(nn.Module):
     def distribution(self, h: Tensor) -> Distribution:
         shape = (*h.shape[:-1], self.k, self.x_dim)
         loc = self.loc(h).view(shape)
-        scale = F.softplus(self.scale(h)).view(shape) + self.min_std
+        scale = bounded_std(self.scale(h), self.min_std).view(shape)
         return MixtureSameFamily(Categorical(logits=self.logits(h)),
                                  Independent(Normal(loc, scale), 1))
 

@@ -67,12 +67,21 @@ class SplitInputLinear(nn.Module):
         return self.z(z) + self.c(c)
 
 
+MAX_STD = 1e3  # standard deviations are kept in [min_std, min_std + MAX_STD]: log-variances
+# stay bounded, so one wild pre-activation cannot make a density infinite
+
+
+def bounded_std(s: Tensor, min_std: float) -> Tensor:
+    """``softplus(s) + min_std`` with ``s`` capped at ``MAX_STD`` (softplus(s) ~ s there)."""
+    return F.softplus(s.clamp(max=MAX_STD)) + min_std
+
+
 class GaussianHead(nn.Module):
     """Diagonal Gaussian parameters from features: ``mu = W_mu h``, ``sigma = softplus(W_s h)``.
 
     With ``separate=True`` the input holds two hidden layers side by side, ``[h_mu, h_sigma]``
     (the mean and the variance come from two networks, as in SRNN eq. 3); otherwise both heads
-    read the same ``h`` through one fused product. ``sigma`` is floored at ``min_std``.
+    read the same ``h`` through one fused product. ``sigma`` lies in [min_std, min_std + MAX_STD].
     """
 
     def __init__(self, in_dim: int, out_dim: int, min_std: float = 1e-4,
@@ -92,7 +101,7 @@ class GaussianHead(nn.Module):
             mu, s = self.mu(h_mu), self.sigma(h_sigma)
         else:
             mu, s = self.proj(h).chunk(2, dim=-1)
-        return mu, F.softplus(s) + self.min_std
+        return mu, bounded_std(s, self.min_std)
 
 
 def init_paper_(module: nn.Module) -> None:

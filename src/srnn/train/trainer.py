@@ -10,7 +10,11 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +27,17 @@ from srnn.bounds.elbo import elbo_terms
 from srnn.bounds.particles import particle_bound
 from srnn.data import SequenceDataset, load_dataset
 from srnn.data.batching import lane_streams, stream_batches, training_batches, windows
-from srnn.errors import ConfigError
+from srnn.errors import CheckpointError, ConfigError, TrainingError
 from srnn.evaluate import evaluate_elbo
 from srnn.io import append_jsonl, atomic_write, write_json
 from srnn.models import MODELS, SequenceModel, build_model
-from srnn.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from srnn.train.checkpoint import (
+    BEST,
+    LAST,
+    load_checkpoint,
+    previous_path,
+    save_checkpoint,
+)
 from srnn.train.schedules import KLAnnealing, lr_at_epoch
 
 log = logging.getLogger("srnn.train")
@@ -56,6 +66,8 @@ class TrainConfig:
     samples: int = 1  # particles per sequence for the iwae and fivo objectives
     tbptt: int = 0  # > 0: train on lanes of whole sequences in windows of this many steps,
     # carrying the recurrent state from window to window (0: independent windows of `window`)
+    max_bad_batches: int = 20  # stop after this many batches in a row with a non-finite loss
+    # or gradient (each one is skipped: no update)
 
 
 @dataclass
@@ -180,6 +192,12 @@ class Trainer:
         self.best_epoch = 0
         self.bad_epochs = 0
         self.elapsed = 0.0
+        self.skipped = 0  # batches skipped for a non-finite loss or gradient, in all
+        self.bad_in_row = 0
+        # Where an interrupted epoch stopped (None at epoch boundaries): the batches done, the
+        # batch RNG at the epoch's start (to draw the same batches again), running sums, carry.
+        self.partial: dict[str, Any] | None = None
+        self.stop_requested = False
 
     # -- checkpoints ----------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -189,8 +207,10 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "kl_weight": self.kl(self.step),
             "best_valid": self.best_valid, "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs, "elapsed": self.elapsed,
+            "skipped": self.skipped, "bad_in_row": self.bad_in_row,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "partial": self.partial,
             "config": json.dumps(self.cfg.to_dict()),
         }
 
@@ -199,12 +219,21 @@ class Trainer:
         path = self.run_dir / LAST
         if not path.is_file():
             return False
-        s = load_checkpoint(path)
+        try:
+            s = load_checkpoint(path)
+        except CheckpointError as e:
+            prev = previous_path(path)
+            if prev.is_file():
+                raise CheckpointError(f"{e}. The previous checkpoint {prev} is kept: move it to "
+                                      f"{path} to resume from one epoch earlier") from e
+            raise
         self.model.load_state_dict(s["model"])
         self.opt.load_state_dict(s["optimizer"])
         self.epoch, self.step = int(s["epoch"]), int(s["step"])
         self.best_valid, self.best_epoch = float(s["best_valid"]), int(s["best_epoch"])
         self.bad_epochs, self.elapsed = int(s["bad_epochs"]), float(s["elapsed"])
+        self.skipped, self.bad_in_row = int(s.get("skipped", 0)), int(s.get("bad_in_row", 0))
+        self.partial = s.get("partial")
         torch.set_rng_state(s["torch_rng"])
         self.rng.bit_generator.state = json.loads(s["numpy_rng"])
         # Keep only the metric lines of the epochs the checkpoint holds.
@@ -214,23 +243,33 @@ class Trainer:
                      if ln.strip() and json.loads(ln)["epoch"] <= self.epoch]
             kept = "".join(ln + "\n" for ln in lines).encode()
             atomic_write(mpath, lambda f: f.write(kept))
-        log.info("resumed %s at epoch %d (step %d)", self.run_dir, self.epoch, self.step)
+        where = (f"epoch {self.epoch + 1}, batch {self.partial['batch']}" if self.partial
+                 else f"the end of epoch {self.epoch}")
+        log.info("resumed %s at %s (step %d)", self.run_dir, where, self.step)
         return True
 
     # -- one epoch ----------------------------------------------------------------------------
     def _train_epoch(self) -> dict[str, float | None]:
         self.model.train()
+        partial, self.partial = self.partial, None
+        if partial:  # draw the interrupted epoch's batches again and skip the finished ones
+            self.rng.bit_generator.state = json.loads(partial["epoch_rng"])
+        epoch_rng = json.dumps(self.rng.bit_generator.state)
         train = self.data.train
         if not train.streams and self.tc.tbptt:  # lanes of whole sequences, state carried
             train = lane_streams(train, self.tc.batch_size, self.tc.tbptt, self.rng)
         batches = (stream_batches(train) if train.streams else
                    training_batches(train, self.tc.batch_size, self.tc.window, self.rng))
-        total = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "steps": 0.0}
-        carry = None
+        total = (dict(partial["total"]) if partial
+                 else {"recon": 0.0, "kl": 0.0, "steps": 0.0, "skipped": 0.0})
+        carry = partial["carry"] if partial else None
+        done = partial["batch"] if partial else 0
         bar = tqdm(batches, desc=f"epoch {self.epoch}", leave=False, unit="batch",
                    disable=None if self.progress is None else not self.progress)
         particles = self.tc.objective != "elbo"
-        for batch in bar:
+        for i, batch in enumerate(bar):
+            if i < done:
+                continue
             w = self.kl(self.step)
             if particles:  # IWAE / FIVO: no KL term to anneal; each window starts afresh
                 res = particle_bound(self.model, batch, self.tc.samples,
@@ -240,34 +279,85 @@ class Trainer:
                 terms = elbo_terms(self.model, batch, carry=carry)
                 loss = -terms.objective(w)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm)
-            self.opt.step()
+            bad = None if torch.isfinite(loss) else "loss"
+            if bad is None:
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                      self.tc.clip_norm)
+                bad = None if torch.isfinite(norm) else "gradient"
             self.step += 1
-            with torch.no_grad():
-                if particles:
-                    total["recon"] += float(res.log_likelihood.sum())  # the bound, no parts
-                    total["steps"] += float(res.steps.sum())
-                else:
-                    if train.streams:
-                        carry = terms.carry
-                    total["recon"] += float(terms.recon.sum())
-                    total["kl"] += float(terms.kl.sum())
-                    total["steps"] += float(terms.mask.sum())
-            total["elbo"] = total["recon"] - total["kl"]
-            bar.set_postfix(elbo=f"{total['elbo'] / total['steps']:.3f}", kl_w=f"{w:.2f}")
-        n = max(total["steps"], 1.0)
+            if bad:
+                total["skipped"] += 1
+                self._skip_batch(bad)
+                carry = None  # a stream's state after a bad window is not trusted
+            else:
+                self.bad_in_row = 0
+                self.opt.step()
+                with torch.no_grad():
+                    if particles:
+                        total["recon"] += float(res.log_likelihood.sum())  # the bound
+                        total["steps"] += float(res.steps.sum())
+                    else:
+                        if train.streams:
+                            carry = terms.carry
+                        total["recon"] += float(terms.recon.sum())
+                        total["kl"] += float(terms.kl.sum())
+                        total["steps"] += float(terms.mask.sum())
+                if total["steps"]:
+                    bar.set_postfix(elbo=f"{(total['recon'] - total['kl']) / total['steps']:.3f}",
+                                    kl_w=f"{w:.2f}")
+            if self.stop_requested:  # SIGINT / SIGTERM: keep this batch, save and stop
+                self.partial = {"batch": i + 1, "epoch_rng": epoch_rng, "total": total,
+                                "carry": carry}
+                self.epoch -= 1  # the checkpoint holds the finished epochs
+                self.elapsed = time.perf_counter() - self._t_start
+                save_checkpoint(self.run_dir / LAST, self._state(), keep_previous=True)
+                log.info("interrupted in epoch %d after batch %d: saved %s; continue with "
+                         "`srnn train --resume --out %s`", self.epoch + 1, i + 1,
+                         self.run_dir / LAST, self.run_dir)
+                raise KeyboardInterrupt
+        skipped = int(total["skipped"])
+        if not total["steps"]:
+            return {"elbo": None, "recon": None, "kl": None, "skipped": skipped}
+        n = total["steps"]
+        elbo = (total["recon"] - total["kl"]) / n
         if particles:  # the bound has no recon / KL parts
-            return {"elbo": total["elbo"] / n, "recon": None, "kl": None}
-        return {k: total[k] / n for k in ("elbo", "recon", "kl")}
+            return {"elbo": elbo, "recon": None, "kl": None, "skipped": skipped}
+        return {"elbo": elbo, "recon": total["recon"] / n, "kl": total["kl"] / n,
+                "skipped": skipped}
+
+    def _skip_batch(self, what: str) -> None:
+        """Count a batch whose loss or gradient was not finite (no update was made); stop
+        after ``max_bad_batches`` of them in a row."""
+        self.opt.zero_grad(set_to_none=True)
+        self.skipped += 1
+        self.bad_in_row += 1
+        log.warning("epoch %d, step %d: non-finite %s, batch skipped (%d in a row, %d in all)",
+                    self.epoch, self.step, what, self.bad_in_row, self.skipped)
+        if self.bad_in_row >= self.tc.max_bad_batches:
+            raise TrainingError(
+                f"{self.run_dir}: training stopped at epoch {self.epoch}, step {self.step}: "
+                f"{self.bad_in_row} batches in a row gave a non-finite {what}. Likely causes: "
+                "a learning rate too high for this model or data (try a smaller --lr), "
+                "exploding gradients (try a smaller --clip-norm), or non-finite or unscaled "
+                f"values in the data. The last good checkpoint is {self.run_dir / LAST}.")
 
     def fit(self) -> dict[str, Any]:
         """Train until ``epochs``, early stopping or ``max_minutes``; then test the best model."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", self.cfg.to_dict())
         write_json(self.run_dir / "data.json", data_card(self.data))
-        t_start = time.perf_counter() - self.elapsed
+        with _stop_on_signals(self):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
+        t_start = self._t_start = time.perf_counter() - self.elapsed
         while self.epoch < self.tc.epochs and self.bad_epochs < self.tc.patience:
+            if self.stop_requested:
+                log.info("interrupted after epoch %d: %s holds it; continue with "
+                         "`srnn train --resume --out %s`", self.epoch, self.run_dir / LAST,
+                         self.run_dir)
+                raise KeyboardInterrupt
             if self.tc.max_minutes and self.elapsed > 60 * self.tc.max_minutes:
                 log.info("time budget of %.1f min reached", self.tc.max_minutes)
                 break
@@ -278,8 +368,6 @@ class Trainer:
             t0 = time.perf_counter()
             tr = self._train_epoch()
             va = evaluate_elbo(self.model, self.data.valid, self.tc.eval_batch_size)
-            if not math.isfinite(tr["elbo"]):
-                raise FloatingPointError(f"epoch {self.epoch}: the training ELBO is not finite")
             self.elapsed = time.perf_counter() - t_start
             improved = va["elbo_per_step"] > self.best_valid
             if improved:
@@ -288,17 +376,22 @@ class Trainer:
                 save_checkpoint(self.run_dir / BEST, self._state())
             else:
                 self.bad_epochs += 1
-            save_checkpoint(self.run_dir / LAST, self._state())
             line = {"epoch": self.epoch, "step": self.step,
                     "train_elbo": tr["elbo"], "train_recon": tr["recon"],
                     "train_kl": tr["kl"], "valid_elbo": _finite(va["elbo_per_step"]),
                     "valid_recon": va["recon_per_step"], "valid_kl": va["kl_per_step"],
                     "kl_weight": self.kl(self.step), "lr": lr,
+                    "skipped_batches": tr["skipped"],
                     "seconds": time.perf_counter() - t0, "elapsed": self.elapsed}
+            # The line first, then the checkpoint: a run killed in between resumes from the
+            # previous checkpoint and drops the line (see resume), so no epoch is lost or doubled.
             append_jsonl(self.run_dir / "metrics.jsonl", line)
-            log.info("epoch %3d  train %.4f  valid %.4f%s  kl_w %.2f  lr %.2e  %.1fs",
-                     self.epoch, tr["elbo"], va["elbo_per_step"], " *" if improved else "",
-                     line["kl_weight"], lr, line["seconds"])
+            save_checkpoint(self.run_dir / LAST, self._state(), keep_previous=True)
+            log.info("epoch %3d  train %s  valid %.4f%s  kl_w %.2f  lr %.2e  %.1fs%s",
+                     self.epoch, "—" if tr["elbo"] is None else f"{tr['elbo']:.4f}",
+                     va["elbo_per_step"], " *" if improved else "", line["kl_weight"], lr,
+                     line["seconds"],
+                     f"  ({tr['skipped']} batches skipped)" if tr["skipped"] else "")
         return self.test()
 
     def test(self, split: str = "test") -> dict[str, Any]:
@@ -315,6 +408,31 @@ class Trainer:
                "model_options": self.model.config.to_dict(), "train_options": asdict(self.tc)}
         write_json(self.run_dir / "results.json", out)
         return out
+
+
+@contextmanager
+def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """While training, SIGINT and SIGTERM ask the trainer to stop after the current batch (it
+    then saves an exactly resumable checkpoint); a second signal stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request(signum: int, frame: object) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        log.info("%s: stopping after the current batch (again to stop at once)",
+                 signal.Signals(signum).name)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, request)
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
