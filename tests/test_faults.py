@@ -133,6 +133,19 @@ def test_persistent_nans_stop_the_run_with_a_clear_message(tmp_path, monkeypatch
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1  # the last good state
 
 
+def test_no_finite_validation_elbo_is_a_clear_error(tmp_path, monkeypatch):
+    import srnn.evaluate
+
+    original = srnn.evaluate.evaluate_elbo
+
+    def nan_valid(*args, **kwargs):
+        return {**original(*args, **kwargs), "elbo_per_step": float("nan")}
+
+    monkeypatch.setattr(trainer_mod, "evaluate_elbo", nan_valid)
+    with pytest.raises(TrainingError, match="no epoch gave a finite validation ELBO"):
+        make_trainer(tmp_path, epochs=2).fit()
+
+
 def test_log_std_is_bounded():
     from srnn.nn.layers import MAX_STD, GaussianHead
 

@@ -396,6 +396,9 @@ class Trainer:
 
     def test(self, split: str = "test") -> dict[str, Any]:
         """Evaluate the best checkpoint on ``split`` and write ``results.json``."""
+        if not (self.run_dir / BEST).is_file() and self.epoch > 0:
+            raise TrainingError(f"{self.run_dir}: no epoch gave a finite validation ELBO, so "
+                                "there is no best model to test (see metrics.jsonl)")
         best = load_checkpoint(self.run_dir / BEST)
         self.model.load_state_dict(best["model"])
         res = evaluate_elbo(self.model, self.data.split(split), self.tc.eval_batch_size)
