@@ -1,0 +1,192 @@
+"""Training and evaluation throughput of every model, as a fraction of this machine's matmul peak.
+
+For each model (its default, paper-size configuration: 88 notes, Bernoulli emission), batch size
+and thread count, a fresh process measures: the fp32 matmul rate (the peak, median of several
+shapes' best), the model's FLOPs per time step (counted by ``torch.utils.flop_counter`` for one
+training update and one evaluation), the median time of training updates (forward, backward,
+gradient clipping, Adam) and of evaluations (forward, no gradient) after warm-up, time steps
+per second, model FLOP/s and their fraction of the peak, and the process's peak memory. The
+peak is measured before and after the model and the larger value is used, so the fraction
+compares like with like on a machine whose load changes.
+
+    python -m benchmarks.throughput [--models srnn,vrnn,storn,rnn] [--batch 16,64]
+        [--threads 1,2] [--steps 100] [--repeats 7] [--device cpu|cuda] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import resource
+import statistics
+import time
+from typing import Any
+
+import torch
+
+MATMUL_SHAPES = ((1024, 1024, 1024), (1600, 500, 1500), (6400, 500, 1500))
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device: str, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of fp32 matrix products: per shape the best of ``repeats`` timings (the
+    machine's capability under its current load), and the maximum over shapes."""
+    rates = {}
+    for m, k, n in MATMUL_SHAPES:
+        a = torch.randn(m, k, device=device)
+        b = torch.randn(k, n, device=device)
+        reps = max(1, int(2e9 / (2 * m * k * n)))
+        a @ b
+        best = 0.0
+        for _ in range(repeats):
+            _sync(device)
+            t = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            _sync(device)
+            best = max(best, 2 * m * k * n * reps / (time.perf_counter() - t) / 1e9)
+        rates[f"{m}x{k}x{n}"] = best
+    rates["peak"] = max(rates.values())
+    return rates
+
+
+def _batch(b: int, steps: int, x_dim: int, device: str):
+    from srnn.models import Batch
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(b, steps, x_dim, generator=g) < 0.045).float()
+    u = torch.zeros_like(x)
+    u[:, 1:] = x[:, :-1]
+    return Batch(x, u, torch.ones(b, steps)).to(device)
+
+
+def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats: int,
+            device: str) -> dict[str, Any]:
+    """One configuration, in the calling process."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from srnn.bounds import elbo_terms
+    from srnn.models import build_model
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)
+    peak_before = matmul_peak(device)
+    model = build_model(model_name, x_dim=88).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    batch = _batch(batch_size, steps, 88, device)
+    n = batch_size * steps
+
+    def update() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = -elbo_terms(model, batch).objective(1.0) / n
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+
+    def evaluate() -> None:
+        with torch.no_grad():
+            elbo_terms(model, batch).elbo()
+
+    with FlopCounterMode(display=False) as fc:
+        update()
+    train_flops = fc.get_total_flops() / n
+    with FlopCounterMode(display=False) as fc:
+        evaluate()
+    eval_flops = fc.get_total_flops() / n
+
+    def timed(fn) -> float:
+        for _ in range(2):  # warm-up
+            fn()
+        times = []
+        for _ in range(repeats):
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    t_train = timed(update)
+    t_eval = timed(evaluate)
+    peak_after = matmul_peak(device)
+    peak = max(peak_before["peak"], peak_after["peak"])
+    out = {
+        "model": model_name, "batch": batch_size, "steps": steps, "threads": threads,
+        "device": device, "parameters": model.num_parameters(),
+        "train_mflop_per_step": train_flops / 1e6, "eval_mflop_per_step": eval_flops / 1e6,
+        "train_seconds_median": t_train, "eval_seconds_median": t_eval,
+        "train_steps_per_s": n / t_train, "eval_steps_per_s": n / t_eval,
+        "train_gflops": train_flops * n / t_train / 1e9,
+        "eval_gflops": eval_flops * n / t_eval / 1e9,
+        "peak_gflops": peak, "peak_before": peak_before, "peak_after": peak_after,
+    }
+    out["train_fraction_of_peak"] = out["train_gflops"] / peak
+    out["eval_fraction_of_peak"] = out["eval_gflops"] / peak
+    if device == "cuda":
+        out["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    else:  # the process's peak resident set (a fresh process per configuration)
+        out["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def _measure_star(args: tuple) -> dict[str, Any]:
+    return measure(*args)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| model | batch | threads | train steps/s | MFLOP/step | train GFLOP/s | "
+            "of peak | eval steps/s | eval of peak | peak GFLOP/s | memory MiB |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['threads']} | {r['train_steps_per_s']:,.0f} | "
+            f"{r['train_mflop_per_step']:.1f} | {r['train_gflops']:.1f} | "
+            f"{100 * r['train_fraction_of_peak']:.0f} % | {r['eval_steps_per_s']:,.0f} | "
+            f"{100 * r['eval_fraction_of_peak']:.0f} % | {r['peak_gflops']:.1f} | "
+            f"{r['peak_memory_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="srnn,vrnn,storn,rnn")
+    ap.add_argument("--batch", default="16,64")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out", default="benchmarks/throughput.json")
+    a = ap.parse_args()
+    configs = [(m, int(b), a.steps, int(t), a.repeats, a.device)
+               for m in a.models.split(",") for b in a.batch.split(",")
+               for t in a.threads.split(",")]
+    rows = []
+    ctx = mp.get_context("spawn")
+    for cfg in configs:  # one fresh process each: clean peak memory, no warm caches between
+        with ctx.Pool(1) as pool:
+            rows.append(pool.apply(_measure_star, (cfg,)))
+        r = rows[-1]
+        print(f"{r['model']:6s} batch {r['batch']:3d} threads {r['threads']}: train "
+              f"{r['train_steps_per_s']:8.0f} steps/s ({100 * r['train_fraction_of_peak']:.0f} "
+              f"% of {r['peak_gflops']:.0f} GFLOP/s), eval {r['eval_steps_per_s']:8.0f} steps/s "
+              f"({100 * r['eval_fraction_of_peak']:.0f} %)", flush=True)
+    print()
+    print(table(rows))
+    info = {"torch": torch.__version__, "machine": platform.machine(),
+            "processor": platform.processor(), "cpus": mp.cpu_count(), "device": a.device,
+            "command": "python -m benchmarks.throughput " + " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k != "out")}
+    with open(a.out, "w") as f:
+        json.dump({"info": info, "rows": rows}, f, indent=2)
+    print(f"\nwritten {a.out}")
+
+
+if __name__ == "__main__":
+    main()
