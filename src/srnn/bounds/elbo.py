@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Normal, kl_divergence
 
-from srnn.models.base import Batch, SequenceModel, StateSpaceModel
+from srnn.models.base import Batch, SequenceModel, StateSpaceModel, step_view
 
 
 @dataclass
@@ -49,6 +49,7 @@ def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
     """Run the z-recursion drawing z_t ~ q; return stacked
     (z, q_loc, q_scale, p_loc, p_scale, emission context or None, final state)."""
     zs, ql, qs, pl, ps, ctx = [], [], [], [], [], []
+    pre = step_view(pre)  # per-step fields split once (see StepSlices)
     for t in range(T):
         prm = model.step(state, t, pre)
         # Noise drawn step by step: the draws of step t do not depend on T (padding-invariant).

@@ -26,7 +26,14 @@ import torch
 from torch import Tensor
 from torch.distributions import Normal
 
-from srnn.models.base import Batch, SequenceModel, StateSpaceModel, at_step, expand_particles
+from srnn.models.base import (
+    Batch,
+    SequenceModel,
+    StateSpaceModel,
+    at_step,
+    expand_particles,
+    step_view,
+)
 
 RESAMPLING = ("multinomial", "systematic")
 
@@ -93,7 +100,7 @@ def particle_bound(model: SequenceModel, batch: Batch, K: int, resample: bool,
     assert isinstance(model, StateSpaceModel)
     pre = model.precompute(batch)
     state = model.init_state(pre)
-    pre = expand_particles(pre, K)
+    pre = step_view(expand_particles(pre, K))
     state = _gather_rows(state, torch.arange(B, device=mask.device).repeat_interleave(K))
     dtype = batch.x.dtype
     log_w = torch.zeros(B, K, device=mask.device, dtype=dtype)  # since the last resampling

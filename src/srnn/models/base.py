@@ -90,11 +90,43 @@ def expand_particles(pre: Any, K: int) -> Any:
         for f in dataclasses.fields(pre) if not f.metadata.get("per_step")})
 
 
-def at_step(pre: Any, t: int, K: int) -> Any:
-    """``pre`` cut to step t (per-step fields of length 1, repeated for K particles); to be
-    used with ``step(state, 0, ...)`` on particles after :func:`expand_particles`."""
+class StepSlices:
+    """A per-step (B, T, ...) tensor split once into its T steps, read as ``v[:, t]``.
+
+    In the z-loop this replaces a select per step, whose backward writes a zero tensor of the
+    whole (B, T, ...) for every step (quadratic in T); the split's backward stacks the T step
+    gradients once.
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, v: Tensor) -> None:
+        self.steps = v.unbind(1)
+
+    def __getitem__(self, key: Any) -> Tensor:
+        if (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)
+                and isinstance(key[1], int)):
+            return self.steps[key[1]]
+        raise TypeError(f"a per-step field in the z-loop is read as v[:, t], not v[{key!r}]")
+
+
+def step_view(pre: Any) -> Any:
+    """``pre`` with every per-step field as :class:`StepSlices`, for the z-loop."""
     return dataclasses.replace(pre, **{
-        f.name: getattr(pre, f.name)[:, t : t + 1].repeat_interleave(K, dim=0)
+        f.name: StepSlices(getattr(pre, f.name))
+        for f in dataclasses.fields(pre) if f.metadata.get("per_step")})
+
+
+def _step_of(v: Tensor | StepSlices, t: int) -> Tensor:
+    return v.steps[t].unsqueeze(1) if isinstance(v, StepSlices) else v[:, t : t + 1]
+
+
+def at_step(pre: Any, t: int, K: int) -> Any:
+    """``pre`` (or its :func:`step_view`) cut to step t (per-step fields of length 1, repeated
+    for K particles); to be used with ``step(state, 0, ...)`` on particles after
+    :func:`expand_particles`."""
+    return dataclasses.replace(pre, **{
+        f.name: _step_of(getattr(pre, f.name), t).repeat_interleave(K, dim=0)
         for f in dataclasses.fields(pre) if f.metadata.get("per_step")})
 
 
