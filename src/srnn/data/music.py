@@ -60,20 +60,20 @@ def _counts(a: np.ndarray, where: str) -> np.ndarray:
 
 
 def rolls_from_notes(
-    notes: np.ndarray, step_sizes: np.ndarray, seq_lengths: np.ndarray, where: str = "data"
+    notes: np.ndarray, step_sizes: np.ndarray, seq_lengths: np.ndarray, where: str = "data",
+    min_steps: int = 1,
 ) -> list[np.ndarray]:
     """Binary piano rolls (T_i, 88) from the canonical flat encoding (see data/README.md).
 
     Checked: 1-D integer arrays; notes within MIDI 21..108; 0..88 notes per step; step and
-    note counts that add up; at least one sequence, each of at least :data:`MIN_STEPS` steps.
+    note counts that add up; at least one sequence, each of at least ``min_steps`` steps (the
+    data set loader asks for :data:`MIN_STEPS`; a lone decoded piece may have one step).
     """
     notes = _counts(notes, f"{where} notes")
     steps = _counts(step_sizes, f"{where} step_sizes")
     lens = _counts(seq_lengths, f"{where} seq_lengths")
     if not len(lens):
         raise DataError(f"{where}: no sequences, expected at least one")
-    for i in np.flatnonzero(lens < MIN_STEPS)[:1]:
-        check_length(int(lens[i]), f"{where} sequence {i}")
     if len(steps) and (steps.min() < 0 or steps.max() > PITCHES):
         i = int(np.flatnonzero((steps < 0) | (steps > PITCHES))[0])
         raise DataError(f"{where}: step {i} has {steps[i]} notes, expected 0..{PITCHES}")
@@ -88,6 +88,8 @@ def rolls_from_notes(
         i = int(np.flatnonzero(outside)[0])
         raise DataError(f"{where}: MIDI notes outside 21..108 (note {i} is {notes[i]}; range "
                         f"{notes.min()}..{notes.max()})")
+    for i in np.flatnonzero(lens < max(min_steps, 1))[:1]:
+        check_length(int(lens[i]), f"{where} sequence {i}", max(min_steps, 1))
     flat = np.zeros((len(steps), PITCHES), dtype=np.float32)
     flat[np.repeat(np.arange(len(steps)), steps), notes - LOWEST_MIDI] = 1.0
     return np.split(flat, np.cumsum(lens)[:-1])
@@ -117,7 +119,7 @@ def load_canonical_npz(
     arrays = _arrays(path, keys)
     splits = {s: Split.from_targets(rolls_from_notes(
         arrays[f"{s}_notes"], arrays[f"{s}_step_sizes"], arrays[f"{s}_seq_lengths"],
-        where=f"{path} [{s}]")) for s in SPLITS}
+        where=f"{path} [{s}]", min_steps=MIN_STEPS)) for s in SPLITS}
     return SequenceDataset(
         name=name, protocol=protocol, time_step=time_step, info={"path": str(path)}, **splits
     )

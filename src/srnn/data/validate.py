@@ -94,12 +94,12 @@ def check_binary(a: np.ndarray, where: str, axes: Sequence[str] = ()) -> None:
                         "binary piano roll (0 or 1)")
 
 
-def check_length(n: int, where: str) -> None:
-    """A sequence has at least :data:`MIN_STEPS` steps."""
-    if n < MIN_STEPS:
+def check_length(n: int, where: str, least: int = MIN_STEPS) -> None:
+    """A sequence has at least ``least`` steps (default :data:`MIN_STEPS`)."""
+    if n < least:
         what = "empty sequence" if n == 0 else "sequence too short"
         raise DataError(f"{where}: {what} ({n} step{'s' if n != 1 else ''}), expected at least "
-                        f"{MIN_STEPS} steps")
+                        f"{least} step{'s' if least != 1 else ''}")
 
 
 def check_sequences(seqs: Sequence[np.ndarray], where: str, binary: bool,
