@@ -81,6 +81,15 @@ def check_finite(a: np.ndarray, where: str, axes: Sequence[str] = ()) -> None:
                         "values (no NaN or infinity)")
 
 
+def check_float32(a: np.ndarray, where: str, axes: Sequence[str] = ()) -> None:
+    """Every value fits in float32 (models compute in float32: larger values become inf)."""
+    big = np.abs(a) > np.finfo(np.float32).max if a.dtype.kind == "f" else np.zeros(0, bool)
+    if big.any():
+        index = tuple(int(i) for i in np.argwhere(big)[0])
+        raise DataError(f"{where}: {a[index]} at {_position(index, axes)} does not fit in "
+                        "float32, expected finite float32 values")
+
+
 def is_binary(a: np.ndarray) -> bool:
     return bool(((a == 0) | (a == 1)).all())
 
@@ -107,7 +116,8 @@ def check_sequences(seqs: Sequence[np.ndarray], where: str, binary: bool,
     """Validate the sequences (T_i, D) of one split; returns D.
 
     The split is not empty; every sequence is 2-D with a numeric dtype, at least
-    :data:`MIN_STEPS` steps, the same D (``dim`` if given), finite values, binary if ``binary``.
+    :data:`MIN_STEPS` steps, the same D (``dim`` if given), finite values that fit in float32,
+    binary if ``binary``.
     """
     if not len(seqs):
         raise DataError(f"{where}: no sequences, expected at least one")
@@ -124,6 +134,7 @@ def check_sequences(seqs: Sequence[np.ndarray], where: str, binary: bool,
             raise DataError(f"{w}: {s.shape[1]} values per step, expected {dim} (as in the "
                             "other sequences)")
         check_finite(s, w, ("step", "column"))
+        check_float32(s, w, ("step", "column"))
         if binary:
             check_binary(s, w, ("step", "column"))
     return int(dim)  # type: ignore[arg-type]
