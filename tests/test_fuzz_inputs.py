@@ -45,8 +45,8 @@ from srnn.data.speech import read_sphere, read_wav
 from srnn.errors import DataError, SRNNError
 from srnn.music.midi import read_midi, write_midi
 
-CASES = 1000  # inputs per loader
-PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
+CASES = 2000  # inputs per loader (at least 1,000)
+PROPERTY = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
@@ -87,6 +87,7 @@ def fuzz(tmp_path: Path, name: str, seed: bytes, variants: list[bytes], magic: b
     path = tmp_path / name
     outcomes: Counter = Counter()
     for i in range(CASES):
+        path.unlink(missing_ok=True)  # a fresh file: truncating one in place is slow on ext4
         path.write_bytes(mutate(i, seed, variants, magic, rng))
         try:
             result = load(path, i)
@@ -445,7 +446,7 @@ def test_user_arrays_reject_nan_or_inf_anywhere(tmp_path: Path, sets, padded: st
     assert "poisoned.npz" in str(err.value) and f"[{split}]" in str(err.value)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rolls(max_steps=12).map(lambda r: r[0]), st.integers(0, 87),
        st.sampled_from([0.1, 0.25, 1 / 3]))
