@@ -1,5 +1,6 @@
 """Data sets by name: the canonical music sets, the Fraccaro files and the embedded Bach set;
-or a folder of MIDI files, given by its path (see :mod:`srnn.data.midi_folder`)."""
+or a folder of MIDI files, given by its path (see :mod:`srnn.data.midi_folder`); or your own
+arrays, given by the path of an ``.npz`` file (see :mod:`srnn.data.arrays`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ SPEECH = ("fsdd", "fsdd-perm")  # the Free Spoken Digit Dataset, and its Perm-TI
 DATASETS = ("bach", *CANONICAL, *FRACCARO, *SPEECH)
 
 __all__ = ["DATASETS", "DEFAULT_DATASET", "SequenceDataset", "Split", "available",
-           "dataset_path", "is_midi_folder", "load_dataset", "shift_inputs", "time_step"]
+           "dataset_path", "is_array_file", "is_midi_folder", "load_dataset", "shift_inputs",
+           "time_step"]
 
 
 def is_midi_folder(name: str | os.PathLike[str]) -> bool:
@@ -33,10 +35,17 @@ def is_midi_folder(name: str | os.PathLike[str]) -> bool:
     return str(name) not in DATASETS and Path(name).is_dir()
 
 
+def is_array_file(name: str | os.PathLike[str]) -> bool:
+    """Whether ``name`` is read as your own arrays: a path ending in ``.npz`` that is not one of
+    the known data set names (it need not exist: a missing file is reported when loading)."""
+    return str(name) not in DATASETS and str(name).lower().endswith(".npz")
+
+
 def _unknown(name: str) -> DataError:
     return DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, "
                      "a speech corpus as timit:PATH, vctk:PATH or blizzard:PATH (-perm for "
-                     "permuted frames), or the path of a folder of MIDI files")
+                     "permuted frames), the path of a folder of MIDI files, or the path of an "
+                     ".npz file of your own arrays")
 
 
 CORPORA = ("timit", "vctk", "blizzard")  # user-supplied speech corpora: "timit:/path/to/TIMIT"
@@ -53,7 +62,7 @@ def corpus(name: str) -> tuple[str, bool, Path] | None:
 
 def dataset_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     """The file a named data set is read from (a MIDI folder: the folder itself)."""
-    if is_midi_folder(name):
+    if is_midi_folder(name) or is_array_file(name):
         return Path(name)
     if c := corpus(name):
         return c[2]
@@ -90,6 +99,10 @@ def time_step(name: str) -> str:
         from srnn.data.midi_folder import midi_time_step
 
         return midi_time_step()
+    if is_array_file(name):
+        from srnn.data.arrays import TIME_STEP
+
+        return TIME_STEP
     raise _unknown(name)
 
 
@@ -101,12 +114,17 @@ def load_dataset(name: str = DEFAULT_DATASET,
     The Bach set is built from the music21 corpus on first use and cached. A ``name`` that is
     the path of an existing folder (and not a known name) is read as a folder of MIDI files with
     the defaults of :func:`srnn.data.midi_folder.load_midi_folder` (4 steps per beat); ``root``
-    is not used then.
+    is not used then. A ``name`` ending in ``.npz`` (and not a known name) is read as your own
+    arrays with :func:`srnn.data.arrays.load_arrays`.
     """
     if is_midi_folder(name):
         from srnn.data.midi_folder import load_midi_folder
 
         return load_midi_folder(name)
+    if is_array_file(name):
+        from srnn.data.arrays import load_arrays
+
+        return load_arrays(name)
     if name == "bach":
         from srnn.data.bach import load_bach
 

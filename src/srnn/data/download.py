@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from srnn.data.music import CANONICAL, LOWEST_MIDI, PITCHES
+from srnn.data.validate import short_repr
 from srnn.errors import DataError
 from srnn.io import atomic_write
 from srnn.paths import DATA_ENV, data_dir
@@ -41,6 +42,9 @@ REMOTE_FILES = {
 SPLITS = ("train", "valid", "test")
 FIELDS = ("notes", "step_sizes", "seq_lengths")
 ARRAY_KEYS = tuple(f"{s}_{f}" for s in SPLITS for f in FIELDS)
+# Most note entries convert() reads (the real sets hold at most 1.4 million): a pickle can
+# reference one list many times, so its size does not bound the work.
+MAX_NOTE_ENTRIES = 20_000_000
 
 # arrays_sha256 of each converted set, computed once from the local canonical copies
 # (shared data/{jsb,nottingham,musedata,piano}.npz, converted from public copies of the original
@@ -60,23 +64,25 @@ class _DType:
 
     def __init__(self, spec: object, align: object = False, copy: object = True) -> None:
         if not isinstance(spec, str):
-            raise DataError(f"pickled numpy dtype {spec!r} is not a plain type code")
+            raise DataError(f"pickled numpy dtype {short_repr(spec)} is not a plain type code")
         try:
             dt = np.dtype(spec)
         except TypeError as e:
-            raise DataError(f"pickled numpy dtype {spec!r} is not understood") from e
+            raise DataError(f"pickled numpy dtype {short_repr(spec)} is not understood") from e
         if dt.kind not in "iuf" or dt.fields is not None or dt.subdtype is not None:
-            raise DataError(f"pickled numpy dtype {spec!r} is not an integer or float type")
+            raise DataError(f"pickled numpy dtype {short_repr(spec)} is not an integer or float "
+                            "type")
         self.dtype = dt
 
     def __setstate__(self, state: object) -> None:
         if not isinstance(state, tuple) or len(state) < 2:
-            raise DataError(f"pickled numpy dtype state {state!r} is not understood")
+            raise DataError(f"pickled numpy dtype state {short_repr(state)} is not understood")
         if any(x is not None for x in state[2:5]):
             raise DataError("pickled numpy dtype is structured or a subarray type")
         order = state[1]
         if order not in ("<", ">", "=", "|"):
-            raise DataError(f"pickled numpy dtype byte order {order!r} is not understood")
+            raise DataError(f"pickled numpy dtype byte order {short_repr(order)} is not "
+                            "understood")
         if order != "|":
             self.dtype = self.dtype.newbyteorder(order)
 
@@ -143,9 +149,9 @@ def safe_load_pickle(data: bytes, where: str) -> Any:
 
 def _note(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DataError(f"{where}: note {value!r} is not a number")
+        raise DataError(f"{where}: note {short_repr(value)} is not a number")
     if isinstance(value, float) and not value.is_integer():
-        raise DataError(f"{where}: note {value!r} is not a whole MIDI number")
+        raise DataError(f"{where}: note {short_repr(value)} is not a whole MIDI number")
     note = int(value)
     if not LOWEST_MIDI <= note < LOWEST_MIDI + PITCHES:
         raise DataError(f"{where}: MIDI note {note} outside "
@@ -157,11 +163,14 @@ def convert(obj: object, where: str) -> dict[str, np.ndarray]:
     """The canonical arrays of an original pickle's content (validated).
 
     ``obj`` is a dict ``train``/``valid``/``test`` -> sequences -> steps -> MIDI notes. Each
-    step's notes are sorted ascending (a repeated note counts once).
+    step's notes are sorted ascending (a repeated note counts once). More than
+    :data:`MAX_NOTE_ENTRIES` note entries in all is refused (a pickle's memo can repeat one
+    list without bound).
     """
     if not isinstance(obj, dict) or not all(s in obj for s in SPLITS):
         raise DataError(f"{where}: expected a dict with keys train, valid, test")
     out: dict[str, np.ndarray] = {}
+    budget = MAX_NOTE_ENTRIES
     for s in SPLITS:
         seqs = obj[s]
         if not isinstance(seqs, list | tuple) or not seqs:
@@ -175,7 +184,11 @@ def convert(obj: object, where: str) -> dict[str, np.ndarray]:
                 raise DataError(f"{w}: expected a non-empty list of time steps")
             for step in seq:
                 if not isinstance(step, list | tuple | set):
-                    raise DataError(f"{w}: time step {step!r} is not a list of notes")
+                    raise DataError(f"{w}: time step {short_repr(step)} is not a list of notes")
+                budget -= len(step) + 1
+                if budget < 0:
+                    raise DataError(f"{where}: more than {MAX_NOTE_ENTRIES} notes, expected a "
+                                    "music data set")
                 chord = sorted({_note(n, w) for n in step})
                 notes.extend(chord)
                 sizes.append(len(chord))

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from srnn.data.sequences import SequenceDataset, Split
+from srnn.data.validate import check_length
 from srnn.errors import DataError
 from srnn.music.midi import _read_roll
 
@@ -79,9 +80,9 @@ def load_midi_folder(folder: str | os.PathLike[str], *,
 
     ``steps_per_beat`` (default 4: sixteenth notes) or ``step_seconds`` sets the grid (giving
     ``step_seconds`` overrides the default ``steps_per_beat``). With ``skip_bad`` a file that
-    cannot be read (corrupt, not MIDI, no notes) is skipped with a warning and listed in
-    ``info["skipped"]``; otherwise its :class:`DataError` is raised. ``info["files"]`` holds the
-    relative paths of each split, in the order of its sequences.
+    cannot be read (corrupt, not MIDI, no notes, a roll of fewer than 2 steps) is skipped with a
+    warning and listed in ``info["skipped"]``; otherwise its :class:`DataError` is raised.
+    ``info["files"]`` holds the relative paths of each split, in the order of its sequences.
     """
     if step_seconds is not None:
         steps_per_beat = None
@@ -100,8 +101,7 @@ def load_midi_folder(folder: str | os.PathLike[str], *,
         rel = p.relative_to(folder).as_posix()
         try:
             roll, n_out = _read_roll(p, steps_per_beat, step_seconds, transpose_to_c, None)
-            if roll.shape[0] == 0:
-                raise DataError(f"{p}: empty sequence (zero steps)")
+            check_length(roll.shape[0], str(p))
         except DataError as e:
             if not skip_bad:
                 raise

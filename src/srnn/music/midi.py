@@ -20,12 +20,14 @@ import numpy as np
 import pretty_midi
 
 from srnn.data.music import LOWEST_MIDI, PITCHES
+from srnn.data.validate import reading
 from srnn.errors import DataError
 from srnn.io import atomic_write
 
 log = logging.getLogger("srnn.music.midi")
 
 HIGHEST_MIDI = LOWEST_MIDI + PITCHES - 1  # 108 (C8)
+MAX_STEPS = 1_000_000  # longest roll read (35 hours at 8 steps a second); more means corruption
 
 
 def roll_to_midi(roll: np.ndarray, step_seconds: float, program: int = 0,
@@ -61,12 +63,8 @@ def _load(path: Path) -> pretty_midi.PrettyMIDI:
         raise DataError(f"{path}: file not found")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
+        with reading(str(path), "not a valid MIDI file"):  # mido raises many types
             pm = pretty_midi.PrettyMIDI(str(path))
-        except Exception as e:  # mido and pretty_midi raise many types on bad bytes
-            detail = str(e) or ("the file ends too early" if isinstance(e, EOFError)
-                                else type(e).__name__)
-            raise DataError(f"{path}: not a valid MIDI file ({detail})") from e
     for w in caught:
         log.debug("%s: %s", path, w.message)
     return pm
@@ -76,9 +74,10 @@ def _beats(pm: pretty_midi.PrettyMIDI, times: np.ndarray) -> np.ndarray:
     """Times in seconds to quarter-note beats, through the file's tempo map."""
     change_times, tempi = pm.get_tempo_changes()
     per_second = tempi / 60.0
-    at_change = np.concatenate([[0.0], np.cumsum(np.diff(change_times) * per_second[:-1])])
-    j = np.clip(np.searchsorted(change_times, times, side="right") - 1, 0, None)
-    return at_change[j] + (times - change_times[j]) * per_second[j]
+    with np.errstate(all="ignore"):  # a corrupt tempo map may give inf; _cells checks
+        at_change = np.concatenate([[0.0], np.cumsum(np.diff(change_times) * per_second[:-1])])
+        j = np.clip(np.searchsorted(change_times, times, side="right") - 1, 0, None)
+        return at_change[j] + (times - change_times[j]) * per_second[j]
 
 
 def _key_shift(pitches: np.ndarray, weights: np.ndarray) -> tuple[int, int, str]:
@@ -88,6 +87,18 @@ def _key_shift(pitches: np.ndarray, weights: np.ndarray) -> tuple[int, int, str]
     hist = np.bincount(pitches % 12, weights=weights, minlength=12)
     tonic, mode = find_key(hist)
     return shift_to_c(tonic), tonic, mode
+
+
+def _cells(starts: np.ndarray, ends: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Each note's first and past-the-end cell; absurd times (a corrupt tempo map or tick
+    count) are a :class:`DataError` rather than a huge or negative index."""
+    ok = np.isfinite(starts) & np.isfinite(ends) & (starts > -0.5) & (ends < MAX_STEPS)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise DataError(f"{path}: note {i} spans steps {starts[i]:.6g}..{ends[i]:.6g}, expected "
+                        f"times within 0..{MAX_STEPS} steps (corrupt tempo or timing?)")
+    onset = np.rint(starts).astype(np.int64)
+    return onset, np.maximum(np.rint(ends).astype(np.int64), onset + 1)
 
 
 def _read_roll(path: str | os.PathLike[str], steps_per_beat: int | None,
@@ -116,8 +127,7 @@ def _read_roll(path: str | os.PathLike[str], steps_per_beat: int | None,
         starts, ends = _beats(pm, starts) * steps_per_beat, _beats(pm, ends) * steps_per_beat
     else:
         starts, ends = starts / step_seconds, ends / step_seconds
-    onset = np.rint(starts).astype(np.int64)
-    stop = np.maximum(np.rint(ends).astype(np.int64), onset + 1)
+    onset, stop = _cells(starts, ends, path)
     if transpose_to_c:
         shift, tonic, mode = _key_shift(pitches, (stop - onset).astype(np.float64))
         log.debug("%s: key %s %s, transposed by %+d", path,

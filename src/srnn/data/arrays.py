@@ -1,0 +1,130 @@
+"""Your own sequences as a data set, from one ``.npz`` file (read without pickle).
+
+Each split ``train``, ``valid``, ``test`` is given in one of two forms:
+
+* one 3-D array ``{split}`` (N, T, D), with an optional 1-D integer array
+  ``{split}_lengths`` (N,) of each sequence's length (2..T; steps beyond it are padding and are
+  dropped; without it every sequence has T steps);
+* 2-D arrays ``{split}_0``, ``{split}_1``, ... (T_i, D), numbered from 0 without gaps.
+
+Every value must be a finite number (padding included; bool, integer or float dtypes), every
+sequence at least 2 steps long, and D the same everywhere. If all values are 0 or 1 the set is
+binary (Bernoulli emission, like piano rolls), otherwise real-valued (Gaussian emission).
+Inputs are the targets shifted by one step (``u_t = x_{t-1}``). Any other key is an error, so
+that a misspelt split is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from srnn.data.npz import read_npz
+from srnn.data.sequences import SequenceDataset, Split
+from srnn.data.validate import (
+    check_finite,
+    check_kind,
+    check_length,
+    check_ndim,
+    check_sequences,
+    is_binary,
+)
+from srnn.errors import DataError
+
+PROTOCOL = "arrays"
+TIME_STEP = "step"
+SPLITS = ("train", "valid", "test")
+FORMAT = ("'train', 'valid', 'test' as (N, T, D) arrays with optional '{split}_lengths', or "
+          "'{split}_0', '{split}_1', ... as (T, D) arrays")
+_NUMBERED = re.compile(r"^(train|valid|test)_(0|[1-9][0-9]*)$")
+
+
+def _numbered(found: dict[str, np.ndarray], split: str) -> dict[int, np.ndarray]:
+    out = {}
+    for key, a in found.items():
+        m = _NUMBERED.match(key)
+        if m and m.group(1) == split:
+            out[int(m.group(2))] = a
+    return out
+
+
+def _lengths(found: dict[str, np.ndarray], split: str, n: int, t: int, where: str) -> list[int]:
+    key = f"{split}_lengths"
+    if key not in found:
+        return [t] * n
+    lengths = found[key]
+    w = f"{where} {key}"
+    check_kind(lengths, w, "iu")
+    check_ndim(lengths, 1, w, f"a 1-D array of {n} lengths")
+    if len(lengths) != n:
+        raise DataError(f"{w}: {len(lengths)} lengths for {n} sequences, expected {n}")
+    for i, length in enumerate(lengths.tolist()):
+        check_length(length, f"{where} sequence {i} ({key})")
+        if length > t:
+            raise DataError(f"{where} sequence {i}: length {length} is more than the {t} steps "
+                            f"of '{split}', expected at most {t}")
+    return lengths.tolist()
+
+
+def _padded(found: dict[str, np.ndarray], split: str, where: str) -> list[np.ndarray]:
+    a = found[split]
+    check_kind(a, where)
+    check_ndim(a, 3, where, "(N, T, D)")
+    check_finite(a, where, ("sequence", "step", "column"))
+    lengths = _lengths(found, split, a.shape[0], a.shape[1], where)
+    return [a[i, :n] for i, n in enumerate(lengths)]
+
+
+def _listed(numbered: dict[int, np.ndarray], split: str, where: str) -> list[np.ndarray]:
+    gaps = sorted(set(range(len(numbered))) - set(numbered))
+    if gaps:
+        raise DataError(f"{where}: missing array '{split}_{gaps[0]}' (numbered arrays must run "
+                        f"from '{split}_0' without gaps; found {len(numbered)})")
+    return [numbered[i] for i in range(len(numbered))]
+
+
+def _split(found: dict[str, np.ndarray], split: str, where: str) -> list[np.ndarray]:
+    numbered = _numbered(found, split)
+    if split in found and numbered:
+        raise DataError(f"{where}: both '{split}' and '{split}_0', ... are given, expected one "
+                        "form")
+    if split in found:
+        return _padded(found, split, where)
+    if numbered:
+        if f"{split}_lengths" in found:
+            raise DataError(f"{where}: '{split}_lengths' goes with a 3-D '{split}' array, not "
+                            f"with numbered arrays '{split}_0', ...")
+        return _listed(numbered, split, where)
+    raise DataError(f"{where}: missing split '{split}', expected {FORMAT}")
+
+
+def _check_keys(found: dict[str, np.ndarray], path: Path) -> None:
+    known = {*SPLITS, *(f"{s}_lengths" for s in SPLITS)}
+    extra = sorted(k for k in found if k not in known and not _NUMBERED.match(k))
+    if extra:
+        raise DataError(f"{path}: unexpected array {extra[0]!r}, expected {FORMAT}")
+
+
+def load_arrays(path: str | os.PathLike[str]) -> SequenceDataset:
+    """The sequences of an ``.npz`` file as a data set (format in the module docstring).
+
+    Every problem (missing file, not an npz, missing or unexpected keys, wrong ndim or dtype,
+    NaN/inf, sequences shorter than 2 steps, mismatched D) is a :class:`DataError` naming the
+    file and the split, key or sequence.
+    """
+    path = Path(path)
+    found = read_npz(path)
+    _check_keys(found, path)
+    sequences: dict[str, list[np.ndarray]] = {}
+    dim = None
+    for s in SPLITS:
+        where = f"{path} [{s}]"
+        sequences[s] = _split(found, s, where)
+        dim = check_sequences(sequences[s], where, binary=False, dim=dim)
+    binary = all(is_binary(x) for seqs in sequences.values() for x in seqs)
+    splits = {s: Split.from_targets(sequences[s]) for s in SPLITS}
+    return SequenceDataset(name=path.stem, protocol=PROTOCOL, time_step=TIME_STEP,
+                           binary=binary, info={"path": str(path)}, **splits)
