@@ -108,6 +108,9 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
     o.add_argument("--max-minutes", type=float, default=None,
                    help="stop training after this many minutes, then test (with --resume: "
                         "counted from the run's start)")
+    o.add_argument("--device", default=None,
+                   help=f"cpu, cuda or cuda:N (default: {t.device}); several processes started by "
+                        "torchrun train data-parallel (see README)")
     o.add_argument("--max-bad-batches", type=int, default=t.max_bad_batches,
                    help="batches with a non-finite loss or gradient are skipped; stop after "
                         f"this many in a row ({t.max_bad_batches})")
@@ -318,13 +321,17 @@ def _setup_torch(threads: int | None) -> None:
 def _cmd_train(a: argparse.Namespace) -> dict:
     import torch
 
+    from srnn.train import distributed
     from srnn.train.trainer import train
 
     if a.deterministic:
         torch.use_deterministic_algorithms(True)
-    return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
-                 progress=False if a.no_progress else None,
-                 model_options=model_options_from_args(a), **_train_options(a))
+    try:
+        return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
+                     progress=False if a.no_progress else None,
+                     model_options=model_options_from_args(a), **_train_options(a))
+    finally:
+        distributed.teardown()
 
 
 def parse_settings(items: list[str]) -> dict[str, dict]:
@@ -357,7 +364,9 @@ def _train_options(a: argparse.Namespace) -> dict:
     opts = {k: getattr(a, k) for k in ("batch_size", "window", "lr", "adam_eps", "clip_norm",
                                        "kl_start", "kl_epochs", "lr_decay", "lr_decay_start",
                                        "patience", "seed", "subset", "objective", "samples",
-                                       "tbptt", "max_bad_batches")}
+                                       "tbptt", "max_bad_batches", "device")}
+    if opts.get("device") is None:
+        opts.pop("device", None)
     if a.epochs is not None:
         opts["epochs"] = a.epochs
     if a.max_minutes is not None:
@@ -495,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("srnn: interrupted", file=sys.stderr)
         return 130
-    if out is not None:
+    if out is not None and os.environ.get("RANK", "0") == "0":  # one process reports
         try:
             print(json.dumps(out, indent=2), flush=True)
         except BrokenPipeError:  # e.g. piped into `head`: not an error

@@ -36,6 +36,11 @@ class ElboTerms:
         """Mean ELBO per unpadded step over the batch (scalar), the training objective."""
         return self.elbo(kl_weight).sum() / self.mask.sum()
 
+    def objective_sum(self, kl_weight: float = 1.0) -> Tensor:
+        """The training objective summed over the batch's steps (not divided by them)."""
+        out = self.elbo(kl_weight).sum()
+        return out if self.aux is None else out + self.aux.sum()
+
     def objective(self, kl_weight: float = 1.0) -> Tensor:
         """What training maximises: the per-step ELBO plus any auxiliary term."""
         out = self.per_step(kl_weight)
@@ -45,16 +50,24 @@ class ElboTerms:
 
 
 def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
-                     generator: torch.Generator | None = None):
+                     generator: torch.Generator | None = None,
+                     noise_rows: tuple[Tensor, int] | None = None):
     """Run the z-recursion drawing z_t ~ q; return stacked
-    (z, q_loc, q_scale, p_loc, p_scale, emission context or None, final state)."""
+    (z, q_loc, q_scale, p_loc, p_scale, emission context or None, final state).
+
+    ``noise_rows = (rows, n)``: the batch is rows ``rows`` of an n-row batch, and the noise is
+    drawn for all n rows and cut to these (data-parallel processes then draw what one process
+    with the whole batch would)."""
     zs, ql, qs, pl, ps, ctx = [], [], [], [], [], []
     pre = step_view(pre)  # per-step fields split once (see StepSlices)
     for t in range(T):
         prm = model.step(state, t, pre)
         # Noise drawn step by step: the draws of step t do not depend on T (padding-invariant).
-        eps = torch.randn(prm.q_loc.shape, generator=generator, device=prm.q_loc.device,
+        shape = prm.q_loc.shape if noise_rows is None else (noise_rows[1], *prm.q_loc.shape[1:])
+        eps = torch.randn(shape, generator=generator, device=prm.q_loc.device,
                           dtype=prm.q_loc.dtype)
+        if noise_rows is not None:
+            eps = eps[noise_rows[0]]
         z = prm.q_loc + prm.q_scale * eps
         new_state = model.next_state(state, z, t, pre)
         c = model.emission_context(state, z, new_state)
@@ -72,8 +85,8 @@ def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
 
 
 def elbo_terms(model: SequenceModel, batch: Batch, carry: Any = None,
-               generator: torch.Generator | None = None, analytic_kl: bool = True
-               ) -> ElboTerms:
+               generator: torch.Generator | None = None, analytic_kl: bool = True,
+               noise_rows: tuple[Tensor, int] | None = None) -> ElboTerms:
     """One-sample ELBO terms for a padded batch; ``carry`` continues streams (truncated BPTT).
 
     ``analytic_kl=False`` replaces the closed-form KL by its one-sample Monte-Carlo estimate
@@ -88,7 +101,7 @@ def elbo_terms(model: SequenceModel, batch: Batch, carry: Any = None,
     state = model.init_state(pre, carry)
     T = batch.x.shape[1]
     z, q_loc, q_scale, p_loc, p_scale, context, state = sample_posterior(
-        model, pre, state, T, generator)
+        model, pre, state, T, generator, noise_rows)
     q, p = Normal(q_loc, q_scale), Normal(p_loc, p_scale)
     if analytic_kl:
         kl = kl_divergence(q, p).sum(-1)

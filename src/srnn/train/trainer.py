@@ -30,7 +30,8 @@ from srnn.data.batching import lane_streams, stream_batches, training_batches, w
 from srnn.errors import CheckpointError, ConfigError, TrainingError
 from srnn.evaluate import evaluate_elbo
 from srnn.io import append_jsonl, atomic_write, write_json
-from srnn.models import MODELS, SequenceModel, build_model
+from srnn.models import MODELS, Batch, SequenceModel, build_model
+from srnn.train import distributed
 from srnn.train.checkpoint import (
     BEST,
     LAST,
@@ -66,6 +67,7 @@ class TrainConfig:
     samples: int = 1  # particles per sequence for the iwae and fivo objectives
     tbptt: int = 0  # > 0: train on lanes of whole sequences in windows of this many steps,
     # carrying the recurrent state from window to window (0: independent windows of `window`)
+    device: str = "cpu"  # or "cuda", "cuda:1", ...
     max_bad_batches: int = 20  # stop after this many batches in a row with a non-finite loss
     # or gradient (each one is skipped: no update)
 
@@ -173,8 +175,16 @@ class Trainer:
                               "fivo")
         if self.tc.samples < 1:
             raise ConfigError(f"--samples must be at least 1, not {self.tc.samples}")
-        self.model = build_from_config(cfg, self.data)
+        if self.tc.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {self.tc.device}: no CUDA device is available")
+        # torchrun: several processes, each on its share of every batch (see distributed.py)
+        self.group = distributed.setup(self.tc.device)
+        self.device = self.group.device if self.group else torch.device(self.tc.device)
+        self.model = build_from_config(cfg, self.data).to(self.device)
         cfg.model_options = self.model.config.to_dict()  # every option, defaults included
+        self.objective = (self.group.wrap(distributed.ElboObjective(self.model))
+                          if self.group else None)
+        self.is_main = self.group is None or self.group.main  # the process that writes files
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, eps=self.tc.adam_eps)
         self.rng = np.random.default_rng(self.tc.seed)
         self.progress = progress
@@ -209,6 +219,8 @@ class Trainer:
             "bad_epochs": self.bad_epochs, "elapsed": self.elapsed,
             "skipped": self.skipped, "bad_in_row": self.bad_in_row,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": (torch.cuda.get_rng_state(self.device)
+                         if self.device.type == "cuda" else None),
             "numpy_rng": json.dumps(self.rng.bit_generator.state),
             "partial": self.partial,
             "config": json.dumps(self.cfg.to_dict()),
@@ -235,6 +247,8 @@ class Trainer:
         self.skipped, self.bad_in_row = int(s.get("skipped", 0)), int(s.get("bad_in_row", 0))
         self.partial = s.get("partial")
         torch.set_rng_state(s["torch_rng"])
+        if self.device.type == "cuda" and s.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(s["cuda_rng"], self.device)
         self.rng.bit_generator.state = json.loads(s["numpy_rng"])
         # Keep only the metric lines of the epochs the checkpoint holds.
         mpath = self.run_dir / "metrics.jsonl"
@@ -242,7 +256,8 @@ class Trainer:
             lines = [ln for ln in mpath.read_text().splitlines()
                      if ln.strip() and json.loads(ln)["epoch"] <= self.epoch]
             kept = "".join(ln + "\n" for ln in lines).encode()
-            atomic_write(mpath, lambda f: f.write(kept))
+            if self.is_main:
+                atomic_write(mpath, lambda f: f.write(kept))
         where = (f"epoch {self.epoch + 1}, batch {self.partial['batch']}" if self.partial
                  else f"the end of epoch {self.epoch}")
         log.info("resumed %s at %s (step %d)", self.run_dir, where, self.step)
@@ -260,26 +275,45 @@ class Trainer:
             train = lane_streams(train, self.tc.batch_size, self.tc.tbptt, self.rng)
         batches = (stream_batches(train) if train.streams else
                    training_batches(train, self.tc.batch_size, self.tc.window, self.rng))
-        total = (dict(partial["total"]) if partial
+        # Running sums over the epoch's batches (with several processes: over this process's
+        # rows; an interrupted epoch's sums so far, summed over processes, sit with rank 0).
+        total = (dict(partial["total"]) if partial and self.is_main
                  else {"recon": 0.0, "kl": 0.0, "steps": 0.0, "skipped": 0.0})
         carry = partial["carry"] if partial else None
         done = partial["batch"] if partial else 0
         bar = tqdm(batches, desc=f"epoch {self.epoch}", leave=False, unit="batch",
                    disable=None if self.progress is None else not self.progress)
         particles = self.tc.objective != "elbo"
+        group = self.group
         for i, batch in enumerate(bar):
             if i < done:
                 continue
             w = self.kl(self.step)
-            if particles:  # IWAE / FIVO: no KL term to anneal; each window starts afresh
-                res = particle_bound(self.model, batch, self.tc.samples,
-                                     resample=self.tc.objective == "fivo")
-                loss = -res.log_likelihood.sum() / res.steps.sum()
-            else:
-                terms = elbo_terms(self.model, batch, carry=carry)
-                loss = -terms.objective(w)
+            batch = batch.to(self.device)
+            if group is None:
+                if particles:  # IWAE / FIVO: no KL term to anneal; each window starts afresh
+                    res = particle_bound(self.model, batch, self.tc.samples,
+                                         resample=self.tc.objective == "fivo")
+                    loss = -res.log_likelihood.sum() / res.steps.sum()
+                else:
+                    terms = elbo_terms(self.model, batch, carry=carry)
+                    loss = -terms.objective(w)
+            else:  # this process's rows; the loss scaled so DDP's mean is the batch's gradient
+                n = batch.x.shape[0]
+                rows = group.rows(n)
+                local = Batch(batch.x[rows], batch.u[rows], batch.mask[rows])
+                scale = group.world / batch.mask.sum()
+                if particles:
+                    res = self.objective(particle_bound, local, self.tc.samples,
+                                         resample=self.tc.objective == "fivo")
+                    loss = -res.log_likelihood.sum() * scale
+                else:
+                    terms = self.objective(elbo_terms, local, carry=carry, noise_rows=(rows, n))
+                    loss = -terms.objective_sum(w) * scale
             self.opt.zero_grad(set_to_none=True)
             bad = None if torch.isfinite(loss) else "loss"
+            if group is not None and group.any(bad is not None):  # all skip, or none
+                bad = bad or "loss (in another process)"
             if bad is None:
                 loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
@@ -306,16 +340,26 @@ class Trainer:
                 if total["steps"]:
                     bar.set_postfix(elbo=f"{(total['recon'] - total['kl']) / total['steps']:.3f}",
                                     kl_w=f"{w:.2f}")
+            if group is not None:  # every process stops after the same batch
+                stop = group.any(self.stop_requested)
+                if stop and carry is not None:  # stream states differ per process: stop
+                    self.stop_requested = True  # at the end of the epoch instead
+                    stop = False
+                self.stop_requested = stop or self.stop_requested
+                if not stop:
+                    continue
             if self.stop_requested:  # SIGINT / SIGTERM: keep this batch, save and stop
-                self.partial = {"batch": i + 1, "epoch_rng": epoch_rng, "total": total,
-                                "carry": carry}
+                self.partial = {"batch": i + 1, "epoch_rng": epoch_rng,
+                                "total": self._summed(total), "carry": carry}
                 self.epoch -= 1  # the checkpoint holds the finished epochs
                 self.elapsed = time.perf_counter() - self._t_start
-                save_checkpoint(self.run_dir / LAST, self._state(), keep_previous=True)
+                if self.is_main:
+                    save_checkpoint(self.run_dir / LAST, self._state(), keep_previous=True)
                 log.info("interrupted in epoch %d after batch %d: saved %s; continue with "
                          "`srnn train --resume --out %s`", self.epoch + 1, i + 1,
                          self.run_dir / LAST, self.run_dir)
                 raise KeyboardInterrupt
+        total = self._summed(total)
         skipped = int(total["skipped"])
         if not total["steps"]:
             return {"elbo": None, "recon": None, "kl": None, "skipped": skipped}
@@ -325,6 +369,16 @@ class Trainer:
             return {"elbo": elbo, "recon": None, "kl": None, "skipped": skipped}
         return {"elbo": elbo, "recon": total["recon"] / n, "kl": total["kl"] / n,
                 "skipped": skipped}
+
+    def _summed(self, total: dict[str, float]) -> dict[str, float]:
+        """Running sums over all processes (skipped batches are the same on each)."""
+        if self.group is None:
+            return total
+        t = torch.tensor([total["recon"], total["kl"], total["steps"]], dtype=torch.float64,
+                         device=self.device)
+        torch.distributed.all_reduce(t)
+        recon, kl, steps = t.tolist()
+        return {"recon": recon, "kl": kl, "steps": steps, "skipped": total["skipped"]}
 
     def _skip_batch(self, what: str) -> None:
         """Count a batch whose loss or gradient was not finite (no update was made); stop
@@ -344,16 +398,20 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train until ``epochs``, early stopping or ``max_minutes``; then test the best model."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.run_dir / "config.json", self.cfg.to_dict())
-        write_json(self.run_dir / "data.json", data_card(self.data))
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / "config.json", self.cfg.to_dict())
+            write_json(self.run_dir / "data.json", data_card(self.data))
         with _stop_on_signals(self):
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
         t_start = self._t_start = time.perf_counter() - self.elapsed
         while self.epoch < self.tc.epochs and self.bad_epochs < self.tc.patience:
-            if self.stop_requested:
+            stop = self.stop_requested
+            if self.group is not None:
+                stop = self.group.any(stop)
+            if stop:
                 log.info("interrupted after epoch %d: %s holds it; continue with "
                          "`srnn train --resume --out %s`", self.epoch, self.run_dir / LAST,
                          self.run_dir)
@@ -373,7 +431,8 @@ class Trainer:
             if improved:
                 self.best_valid, self.best_epoch, self.bad_epochs = (
                     va["elbo_per_step"], self.epoch, 0)
-                save_checkpoint(self.run_dir / BEST, self._state())
+                if self.is_main:
+                    save_checkpoint(self.run_dir / BEST, self._state())
             else:
                 self.bad_epochs += 1
             line = {"epoch": self.epoch, "step": self.step,
@@ -385,8 +444,11 @@ class Trainer:
                     "seconds": time.perf_counter() - t0, "elapsed": self.elapsed}
             # The line first, then the checkpoint: a run killed in between resumes from the
             # previous checkpoint and drops the line (see resume), so no epoch is lost or doubled.
-            append_jsonl(self.run_dir / "metrics.jsonl", line)
-            save_checkpoint(self.run_dir / LAST, self._state(), keep_previous=True)
+            if self.is_main:
+                append_jsonl(self.run_dir / "metrics.jsonl", line)
+                save_checkpoint(self.run_dir / LAST, self._state(), keep_previous=True)
+            if self.group is not None:  # the others read best.pt at the end
+                torch.distributed.barrier()
             log.info("epoch %3d  train %s  valid %.4f%s  kl_w %.2f  lr %.2e  %.1fs%s",
                      self.epoch, "—" if tr["elbo"] is None else f"{tr['elbo']:.4f}",
                      va["elbo_per_step"], " *" if improved else "", line["kl_weight"], lr,
@@ -409,7 +471,8 @@ class Trainer:
                "train_seconds": self.elapsed,
                "parameters": self.model.num_parameters(),
                "model_options": self.model.config.to_dict(), "train_options": asdict(self.tc)}
-        write_json(self.run_dir / "results.json", out)
+        if self.is_main:
+            write_json(self.run_dir / "results.json", out)
         return out
 
 
@@ -453,7 +516,7 @@ def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
     if resume and (Path(out) / "config.json").is_file():
         # The saved settings win; only the stopping rules may be extended on resume.
         saved = load_run_config(out)
-        for key in ("epochs", "max_minutes"):
+        for key in ("epochs", "max_minutes", "device"):
             if key in train_options:
                 setattr(saved.train, key, train_options[key])
         cfg = saved
