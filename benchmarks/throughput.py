@@ -10,7 +10,12 @@ peak is measured before and after the model and the larger value is used, so the
 compares like with like on a machine whose load changes.
 
     python -m benchmarks.throughput [--models srnn,vrnn,storn,rnn] [--batch 16,64]
-        [--threads 1,2] [--steps 100] [--repeats 7] [--device cpu|cuda] [--out FILE.json]
+        [--threads 1,2] [--steps 100] [--repeats 7] [--device cpu|cuda] [--epoch jsb]
+        [--out FILE.json]
+
+``--epoch jsb`` also times training epochs of the paper-size SRNN on canonical JSB (the trainer's
+loop, best of two after a warm-up epoch) against the time the epoch's FLOPs (each batch at its
+padded size) need at the matmul peak.
 """
 
 from __future__ import annotations
@@ -140,6 +145,49 @@ def _measure_star(args: tuple) -> dict[str, Any]:
     return measure(*args)
 
 
+def epoch_time(dataset: str, threads: int, device: str,
+               data_dir: str | None = None) -> dict[str, Any]:
+    """One training epoch of the paper-size SRNN on ``dataset`` (the trainer's own loop) against
+    the time its FLOPs need at the matmul peak measured before and after it."""
+    import numpy as np
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from srnn.bounds import elbo_terms
+    from srnn.data.batching import training_batches
+    from srnn.train.trainer import RunConfig, TrainConfig, Trainer
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    peak_before = matmul_peak(device)
+    cfg = RunConfig(dataset=dataset, train=TrainConfig(device=device), data_dir=data_dir)
+    trainer = Trainer(cfg, "/tmp/srnn-bench-epoch", progress=False)
+    # FLOPs of the epoch: each batch counted at its padded size (what the loop computes).
+    flops = 0.0
+    rng = np.random.default_rng(trainer.tc.seed)
+    for batch in training_batches(trainer.data.train, trainer.tc.batch_size,
+                                  trainer.tc.window, rng):
+        batch = batch.to(trainer.device)
+        with FlopCounterMode(display=False) as fc:
+            loss = -elbo_terms(trainer.model, batch).objective(1.0)
+            loss.backward()
+        flops += fc.get_total_flops()
+        trainer.model.zero_grad(set_to_none=True)
+    trainer._train_epoch()  # warm-up epoch
+    times = []
+    for _ in range(2):
+        _sync(device)
+        t = time.perf_counter()
+        trainer._train_epoch()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    peak = max(peak_before["peak"], matmul_peak(device)["peak"])
+    seconds = min(times)
+    return {"dataset": dataset, "threads": threads, "device": device,
+            "epoch_seconds": seconds, "epoch_gflop": flops / 1e9, "peak_gflops": peak,
+            "seconds_at_peak": flops / peak / 1e9, "ratio_to_peak_time": seconds * peak * 1e9
+            / flops}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| model | batch | threads | train steps/s | MFLOP/step | train GFLOP/s | "
             "of peak | eval steps/s | eval of peak | peak GFLOP/s | memory MiB |")
@@ -162,6 +210,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--epoch", default="jsb",
+                    help="also time a training epoch of this data set ('' to skip)")
+    ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default="benchmarks/throughput.json")
     a = ap.parse_args()
     configs = [(m, int(b), a.steps, int(t), a.repeats, a.device)
@@ -177,14 +228,23 @@ def main() -> None:
               f"{r['train_steps_per_s']:8.0f} steps/s ({100 * r['train_fraction_of_peak']:.0f} "
               f"% of {r['peak_gflops']:.0f} GFLOP/s), eval {r['eval_steps_per_s']:8.0f} steps/s "
               f"({100 * r['eval_fraction_of_peak']:.0f} %)", flush=True)
+    epochs = []
+    for t in (a.threads.split(",") if a.epoch else []):
+        with ctx.Pool(1) as pool:
+            e = pool.apply(epoch_time, (a.epoch, int(t), a.device, a.data_dir))
+        epochs.append(e)
+        print(f"{a.epoch} epoch, {t} threads: {e['epoch_seconds']:.1f} s, "
+              f"{e['ratio_to_peak_time']:.2f}x the {e['seconds_at_peak']:.1f} s its "
+              f"{e['epoch_gflop']:.0f} GFLOP need at {e['peak_gflops']:.0f} GFLOP/s", flush=True)
     print()
     print(table(rows))
     info = {"torch": torch.__version__, "machine": platform.machine(),
             "processor": platform.processor(), "cpus": mp.cpu_count(), "device": a.device,
             "command": "python -m benchmarks.throughput " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k != "out")}
+                f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()
+                if k != "out" and v not in (None, ""))}
     with open(a.out, "w") as f:
-        json.dump({"info": info, "rows": rows}, f, indent=2)
+        json.dump({"info": info, "rows": rows, "epochs": epochs}, f, indent=2)
     print(f"\nwritten {a.out}")
 
 
