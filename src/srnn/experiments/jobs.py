@@ -181,7 +181,19 @@ def _run_submitit(args: dict[str, tuple], folder: Path, backend: str, workers: i
         executor.update_parameters(**params)
     except (TypeError, ValueError) as e:  # an unknown or ill-typed --slurm parameter
         raise ConfigError(f"--slurm: {e}") from e
-    with executor.batch():  # one Slurm job array
+    results: dict[str, dict[str, Any]] = {}
+    ids = list(args)
+    # Slurm: one job array (the cluster runs `workers` at once); the local executor starts
+    # every job it is given at once, so it gets `workers` at a time.
+    waves = [ids] if backend == "slurm" else [ids[i : i + max(workers, 1)]
+                                              for i in range(0, len(ids), max(workers, 1))]
+    for wave in waves:
+        results.update(_submit_wave(executor, {i: args[i] for i in wave}))
+    return results
+
+
+def _submit_wave(executor: Any, args: dict[str, tuple]) -> dict[str, dict[str, Any]]:
+    with executor.batch():
         submitted = {job_id: executor.submit(run_training_job, *a)
                      for job_id, a in args.items()}
     results: dict[str, dict[str, Any]] = {}
