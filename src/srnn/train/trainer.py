@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from srnn.bounds.elbo import elbo_terms
@@ -289,27 +290,7 @@ class Trainer:
             if i < done:
                 continue
             w = self.kl(self.step)
-            batch = batch.to(self.device)
-            if group is None:
-                if particles:  # IWAE / FIVO: no KL term to anneal; each window starts afresh
-                    res = particle_bound(self.model, batch, self.tc.samples,
-                                         resample=self.tc.objective == "fivo")
-                    loss = -res.log_likelihood.sum() / res.steps.sum()
-                else:
-                    terms = elbo_terms(self.model, batch, carry=carry)
-                    loss = -terms.objective(w)
-            else:  # this process's rows; the loss scaled so DDP's mean is the batch's gradient
-                n = batch.x.shape[0]
-                rows = group.rows(n)
-                local = Batch(batch.x[rows], batch.u[rows], batch.mask[rows])
-                scale = group.world / batch.mask.sum()
-                if particles:
-                    res = self.objective(particle_bound, local, self.tc.samples,
-                                         resample=self.tc.objective == "fivo")
-                    loss = -res.log_likelihood.sum() * scale
-                else:
-                    terms = self.objective(elbo_terms, local, carry=carry, noise_rows=(rows, n))
-                    loss = -terms.objective_sum(w) * scale
+            loss, out = self._loss(batch.to(self.device), carry, w)
             self.opt.zero_grad(set_to_none=True)
             bad = None if torch.isfinite(loss) else "loss"
             if group is not None and group.any(bad is not None):  # all skip, or none
@@ -329,14 +310,14 @@ class Trainer:
                 self.opt.step()
                 with torch.no_grad():
                     if particles:
-                        total["recon"] += float(res.log_likelihood.sum())  # the bound
-                        total["steps"] += float(res.steps.sum())
+                        total["recon"] += float(out.log_likelihood.sum())  # the bound
+                        total["steps"] += float(out.steps.sum())
                     else:
                         if train.streams:
-                            carry = terms.carry
-                        total["recon"] += float(terms.recon.sum())
-                        total["kl"] += float(terms.kl.sum())
-                        total["steps"] += float(terms.mask.sum())
+                            carry = out.carry
+                        total["recon"] += float(out.recon.sum())
+                        total["kl"] += float(out.kl.sum())
+                        total["steps"] += float(out.mask.sum())
                 if total["steps"]:
                     bar.set_postfix(elbo=f"{(total['recon'] - total['kl']) / total['steps']:.3f}",
                                     kl_w=f"{w:.2f}")
@@ -369,6 +350,30 @@ class Trainer:
             return {"elbo": elbo, "recon": None, "kl": None, "skipped": skipped}
         return {"elbo": elbo, "recon": total["recon"] / n, "kl": total["kl"] / n,
                 "skipped": skipped}
+
+    def _loss(self, batch: Batch, carry: Any, kl_weight: float) -> tuple[Tensor, Any]:
+        """The loss of one batch, and its ELBO terms (or particle bound) for the running sums.
+
+        With several processes this process computes its rows only; the loss is scaled so that
+        the mean DDP takes over processes is the gradient of the whole batch's loss.
+        """
+        particles = self.tc.objective != "elbo"  # IWAE / FIVO: no KL term to anneal
+        resample = self.tc.objective == "fivo"
+        if self.group is None:
+            if particles:  # each window starts afresh
+                res = particle_bound(self.model, batch, self.tc.samples, resample=resample)
+                return -res.log_likelihood.sum() / res.steps.sum(), res
+            terms = elbo_terms(self.model, batch, carry=carry)
+            return -terms.objective(kl_weight), terms
+        n = batch.x.shape[0]
+        rows = self.group.rows(n)
+        local = Batch(batch.x[rows], batch.u[rows], batch.mask[rows])
+        scale = self.group.world / batch.mask.sum()
+        if particles:
+            res = self.objective(particle_bound, local, self.tc.samples, resample=resample)
+            return -res.log_likelihood.sum() * scale, res
+        terms = self.objective(elbo_terms, local, carry=carry, noise_rows=(rows, n))
+        return -terms.objective_sum(kl_weight) * scale, terms
 
     def _summed(self, total: dict[str, float]) -> dict[str, float]:
         """Running sums over all processes (skipped batches are the same on each)."""
