@@ -214,6 +214,20 @@ def test_cli_table2_with_seeds_gives_mean_and_std(tmp_path, data_dir, capsys):
     assert out["jobs"] == 8 and out["failed"] == []
 
 
+def test_dry_run_lists_jobs_and_their_state(tmp_path, data_dir, capsys):
+    args = ["reproduce", "table2", "--out", str(tmp_path), "--sets", "jsb", "--epochs", "1",
+            "--dry-run", *[f"--set={k}={v}" for k, v in TINY.items() if k != "a_dim"]]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert text.count("to do ") == 4 and not (tmp_path / "jobs").exists()
+    jobs = make_jobs("table2", sets=("jsb",), epochs=1,
+                     overrides={k: v for k, v in TINY.items() if k != "a_dim"})
+    run_jobs(jobs[:1], tmp_path, data_dir=data_dir)
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert f"done     {jobs[0].id}" in text and text.count("to do ") == 3
+
+
 def test_cli_reports_bad_options_cleanly(tmp_path, capsys):
     assert main(["reproduce", "table2", "--out", str(tmp_path), "--sets", "bach"]) == 2
     assert "unknown set" in capsys.readouterr().err

@@ -283,6 +283,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                     help="submitit parameter, e.g. slurm_partition=cpu or timeout_min=600 "
                     "(repeatable)")
+    rp.add_argument("--dry-run", action="store_true",
+                    help="list the jobs and whether each is done, started or to do; train "
+                    "nothing")
     rp.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="a model option for every job, e.g. dropout=0.1 (repeatable; the "
                     "experiment's own settings, e.g. the poster's z and d, are kept)")
@@ -391,6 +394,17 @@ def _cmd_reproduce(a: argparse.Namespace) -> dict:
     from srnn.experiments.reproduce import reproduce
 
     sets = tuple(x.strip() for x in a.sets.split(",") if x.strip())
+    if a.dry_run:
+        from srnn.experiments.jobs import job_status
+        from srnn.experiments.reproduce import make_jobs
+
+        jobs = make_jobs(a.experiment, a.protocol, sets, a.budget, a.seeds, a.epochs,
+                         a.max_minutes, _key_values(a.set))
+        status = {j.id: job_status(j, a.out) for j in jobs}
+        for j in jobs:
+            print(f"{status[j.id]:8s} {j.id}  {j.model} {json.dumps(j.model_options)}")
+        return {"jobs": len(jobs), **{s: list(status.values()).count(s)
+                                      for s in ("done", "started", "to do")}}
     threads = a.threads or max(1, (os.cpu_count() or 1) // max(a.jobs, 1))
     rows = reproduce(a.experiment, a.out, protocol=a.protocol, sets=sets, budget=a.budget,
                      seeds=a.seeds, epochs=a.epochs, max_minutes=a.max_minutes,

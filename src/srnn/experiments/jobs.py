@@ -63,6 +63,14 @@ class Job:
         return f"{self.label}-s{self.seed}-{digest}"
 
 
+def job_status(job: Job, out: str | Path) -> str:
+    """``done`` (results written), ``started`` (a checkpoint to resume) or ``to do``."""
+    run_dir = Path(out) / "jobs" / job.id
+    if (run_dir / "results.json").is_file():
+        return "done"
+    return "started" if (run_dir / "last.pt").is_file() else "to do"
+
+
 def run_training_job(model: str, dataset: str, run_dir: str, model_options: dict[str, Any],
                      train_options: dict[str, Any], data_dir: str | None, threads: int
                      ) -> dict[str, Any]:
