@@ -12,13 +12,12 @@ import csv
 import io
 import json
 import logging
-import multiprocessing as mp
 import os
 from pathlib import Path
 from typing import Any
 
 from srnn.errors import ConfigError
-from srnn.experiments.jobs import run_training_job
+from srnn.experiments.jobs import run_local
 from srnn.experiments.sizes import count_parameters, match_parameters
 from srnn.io import atomic_write, write_json
 from srnn.models import MODELS, model_fields
@@ -139,23 +138,7 @@ def compare(dataset: str, models: list[str], out: str | os.PathLike[str], jobs: 
             todo.append(m)
     args = {m: (m, dataset, str(out / m), opts[m], train_options, data_dir, threads)
             for m in todo}
-    if jobs <= 1:
-        for m in todo:
-            log.info("%s: training", m)
-            results[m] = run_training_job(*args[m])
-    elif todo:
-        # A fresh process per model; on an interrupt or SIGTERM the workers are terminated with
-        # the parent (their last checkpoints let the next call resume them).
-        pool = mp.get_context("spawn").Pool(min(jobs, len(todo)), maxtasksperchild=1)
-        try:
-            pending = {m: pool.apply_async(run_training_job, args[m]) for m in todo}
-            pool.close()
-            for m, res in pending.items():
-                results[m] = res.get()
-                log.info("%s: %s", m, results[m].get("error", "done"))
-            pool.join()
-        finally:
-            pool.terminate()
+    results.update(run_local(args, jobs))
     rows = [row(m, results[m]) for m in models]
     write_tables(out, rows, dataset, command)
     return rows

@@ -139,15 +139,19 @@ def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = 
     data = str(data_dir) if data_dir else None
     args = {j.id: _arguments(j, root / j.id, data, threads) for j in todo}
     if backend == "local":
-        results.update(_run_local(args, workers))
+        results.update(run_local(args, workers))
     else:
         results.update(_run_submitit(args, root.parent / "submitit", backend, workers, threads,
                                      slurm or {}))
     return results
 
 
-def _run_local(args: dict[str, tuple], workers: int) -> dict[str, dict[str, Any]]:
+def run_local(args: dict[str, tuple], workers: int) -> dict[str, dict[str, Any]]:
+    """Run :func:`run_training_job` on each argument tuple, ``workers`` at once (each in a fresh
+    spawned process; in this process when ``workers`` is 1)."""
     results: dict[str, dict[str, Any]] = {}
+    if not args:
+        return results
     if workers <= 1:
         for job_id, a in args.items():
             log.info("%s: training", job_id)
