@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from srnn.errors import ConfigError
+from srnn.experiments.compare import plan
 from srnn.experiments.jobs import Job, run_jobs
 from srnn.io import write_json
+from srnn.models import model_fields
 
 log = logging.getLogger("srnn.reproduce")
 
@@ -83,8 +85,6 @@ def settings(experiment: str, overrides: dict[str, Any] | None = None
     for that model, and one that no model has is an error."""
     overrides = dict(overrides or {})
     chosen = _settings(experiment, overrides)
-    from srnn.models import model_fields
-
     known = set().union(*(model_fields(m) for _, m, _, _ in chosen))
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -113,12 +113,8 @@ def _settings(experiment: str, overrides: dict[str, Any]
         return [(name, "srnn", {"smoothing": smooth, "res_q": res_q}, {})
                 for name, smooth, res_q in TABLE2_VARIANTS]
     if experiment == "compare":
-        from srnn.experiments.compare import plan
-
         # All four music sets have 88 binary notes; widths matched to the SRNN's count (the
         # paper's sizes unless overridden), options set by hand kept.
-        from srnn.models import model_fields
-
         hand = {m: {k: v for k, v in overrides.items() if k in model_fields(m)}
                 for m in COMPARE_MODELS}
         opts = plan(list(COMPARE_MODELS), x_dim=88, binary=True, options=hand)
