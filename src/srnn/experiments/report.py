@@ -144,8 +144,8 @@ def _by_variant_tables(experiment: str, rows: Rows, proto: str, sets: list[str])
             r.append(f"{PAPER_TABLE2[s]:.2f}")
         body.append(r)
     out += ["Test ELBO, paper convention, with the published SRNN figure (Fraccaro et al. "
-            "2016, Table 2: smooth + Res_q on the paper's own files, the `fraccaro` protocol; "
-            "the paper reports no other variant on music" +
+            "2016, Table 2: smooth + Res_q on the paper's own files, the `fraccaro` protocol" +
+            ("; the paper reports no other variant on music" if experiment == "table2" else "") +
             ("" if proto == "fraccaro" else "; the canonical files differ, so this column is "
              "for orientation only") + "):", ""]
     out += _table(header, body)
