@@ -26,6 +26,7 @@ import multiprocessing as mp
 import platform
 import resource
 import statistics
+import tempfile
 import time
 from typing import Any
 
@@ -160,7 +161,8 @@ def epoch_time(dataset: str, threads: int, device: str,
     torch.set_flush_denormal(True)
     peak_before = matmul_peak(device)
     cfg = RunConfig(dataset=dataset, train=TrainConfig(device=device), data_dir=data_dir)
-    trainer = Trainer(cfg, "/tmp/srnn-bench-epoch", progress=False)
+    # Only _train_epoch runs: nothing is written into the run directory.
+    trainer = Trainer(cfg, tempfile.gettempdir(), progress=False)
     # FLOPs of the epoch: each batch counted at its padded size (what the loop computes).
     flops = 0.0
     rng = np.random.default_rng(trainer.tc.seed)

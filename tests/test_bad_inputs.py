@@ -116,10 +116,12 @@ def test_npz_missing_truncated_and_lying_headers(tmp_path: Path) -> None:
 F = fraccaro_arrays()
 
 
-def _with(key: str, index: tuple, value: float) -> dict:
-    a = F[key].copy()
+def _with(key: str, index: tuple, value: float, base: dict | None = None) -> dict:
+    """``base`` (default: the Fraccaro arrays) with one entry of array ``key`` set."""
+    base = F if base is None else base
+    a = base[key].copy()
     a[index] = value
-    return changed(F, **{key: a})
+    return changed(base, **{key: a})
 
 
 FRACCARO_CASES = {
@@ -158,9 +160,7 @@ def test_fraccaro_seed_loads_and_ignores_nan_padding(tmp_path: Path) -> None:
 
 U = user_arrays()
 def _user_with(key: str, index: tuple, value: float) -> dict:
-    a = U[key].copy()
-    a[index] = value
-    return changed(U, **{key: a})
+    return _with(key, index, value, base=U)
 
 
 USER_CASES = {

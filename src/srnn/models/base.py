@@ -117,16 +117,12 @@ def step_view(pre: Any) -> Any:
         for f in dataclasses.fields(pre) if f.metadata.get("per_step")})
 
 
-def _step_of(v: Tensor | StepSlices, t: int) -> Tensor:
-    return v.steps[t].unsqueeze(1) if isinstance(v, StepSlices) else v[:, t : t + 1]
-
-
 def at_step(pre: Any, t: int, K: int) -> Any:
-    """``pre`` (or its :func:`step_view`) cut to step t (per-step fields of length 1, repeated
-    for K particles); to be used with ``step(state, 0, ...)`` on particles after
+    """The :func:`step_view` ``pre`` cut to step t (per-step fields of length 1, repeated for K
+    particles); to be used with ``step(state, 0, ...)`` on particles after
     :func:`expand_particles`."""
     return dataclasses.replace(pre, **{
-        f.name: _step_of(getattr(pre, f.name), t).repeat_interleave(K, dim=0)
+        f.name: getattr(pre, f.name).steps[t].unsqueeze(1).repeat_interleave(K, dim=0)
         for f in dataclasses.fields(pre) if f.metadata.get("per_step")})
 
 
