@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.distributions import Normal, kl_divergence
 
 from srnn.models.base import Batch, SequenceModel, StateSpaceModel, step_view
+from srnn.nn.step_linear import batched_weight_grads
 
 
 @dataclass
@@ -60,25 +61,28 @@ def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
     with the whole batch would)."""
     zs, ql, qs, pl, ps, ctx = [], [], [], [], [], []
     pre = step_view(pre)  # per-step fields split once (see StepSlices)
-    for t in range(T):
-        prm = model.step(state, t, pre)
-        # Noise drawn step by step: the draws of step t do not depend on T (padding-invariant).
-        shape = prm.q_loc.shape if noise_rows is None else (noise_rows[1], *prm.q_loc.shape[1:])
-        eps = torch.randn(shape, generator=generator, device=prm.q_loc.device,
-                          dtype=prm.q_loc.dtype)
-        if noise_rows is not None:
-            eps = eps[noise_rows[0]]
-        z = prm.q_loc + prm.q_scale * eps
-        new_state = model.next_state(state, z, t, pre)
-        c = model.emission_context(state, z, new_state)
-        if c is not None:
-            ctx.append(c)
-        state = new_state
-        zs.append(z)
-        ql.append(prm.q_loc)
-        qs.append(prm.q_scale)
-        pl.append(prm.p_loc)
-        ps.append(prm.p_scale)
+    with batched_weight_grads(model):  # one weight-gradient product per layer, not T
+        for t in range(T):
+            prm = model.step(state, t, pre)
+            # Noise drawn step by step: the draws of step t do not depend on T
+            # (padding-invariant).
+            shape = (prm.q_loc.shape if noise_rows is None
+                     else (noise_rows[1], *prm.q_loc.shape[1:]))
+            eps = torch.randn(shape, generator=generator, device=prm.q_loc.device,
+                              dtype=prm.q_loc.dtype)
+            if noise_rows is not None:
+                eps = eps[noise_rows[0]]
+            z = prm.q_loc + prm.q_scale * eps
+            new_state = model.next_state(state, z, t, pre)
+            c = model.emission_context(state, z, new_state)
+            if c is not None:
+                ctx.append(c)
+            state = new_state
+            zs.append(z)
+            ql.append(prm.q_loc)
+            qs.append(prm.q_scale)
+            pl.append(prm.p_loc)
+            ps.append(prm.p_scale)
     stack = [torch.stack(v, dim=1) for v in (zs, ql, qs, pl, ps)]
     context = torch.stack(ctx, dim=1) if ctx else None
     return (*stack, context, state)

@@ -34,6 +34,7 @@ from srnn.models.base import (
     expand_particles,
     step_view,
 )
+from srnn.nn.step_linear import batched_weight_grads
 
 RESAMPLING = ("multinomial", "systematic")
 
@@ -108,35 +109,36 @@ def particle_bound(model: SequenceModel, batch: Batch, K: int, resample: bool,
     resamples = torch.zeros(B, dtype=torch.long, device=mask.device)
     base = (torch.arange(B, device=mask.device) * K).unsqueeze(1)
     log_k = math.log(K)
-    for t in range(T):
-        live = mask[:, t]
-        if not live.any():
-            break
-        pre_t = at_step(pre, t, K)
-        prm = model.step(state, 0, pre_t)
-        eps = torch.randn(prm.q_loc.shape, generator=generator, device=prm.q_loc.device,
-                          dtype=prm.q_loc.dtype)
-        z = prm.q_loc + prm.q_scale * eps
-        new_state = model.next_state(state, z, 0, pre_t)
-        ctx = model.emission_context(state, z, new_state)
-        log_px = model.emission_log_prob(z.unsqueeze(1), pre_t,
-                                         None if ctx is None else ctx.unsqueeze(1))[:, 0]
-        log_alpha = (log_px + Normal(prm.p_loc, prm.p_scale).log_prob(z).sum(-1)
-                     - Normal(prm.q_loc, prm.q_scale).log_prob(z).sum(-1)).view(B, K)
-        log_w = log_w + torch.where(live.unsqueeze(1), log_alpha, torch.zeros_like(log_alpha))
-        state = _where_rows(live.repeat_interleave(K), new_state, state)
-        if resample and K > 1 and t < T - 1:
-            ess = torch.exp(2 * torch.logsumexp(log_w, 1) - torch.logsumexp(2 * log_w, 1))
-            now = live & (ess < ess_threshold * K)
-            if now.any():
-                log_z = log_z + torch.where(now, torch.logsumexp(log_w, 1) - log_k,
-                                            torch.zeros_like(log_z))
-                idx = ancestors(log_w.detach(), resampling, generator)
-                keep = torch.arange(K, device=mask.device).expand(B, K)
-                idx = torch.where(now.unsqueeze(1), idx, keep)
-                state = _gather_rows(state, (base + idx).view(-1))
-                log_w = torch.where(now.unsqueeze(1), torch.zeros_like(log_w), log_w)
-                resamples = resamples + now.long()
+    with batched_weight_grads(model):  # one weight-gradient product per layer, not T
+        for t in range(T):
+            live = mask[:, t]
+            if not live.any():
+                break
+            pre_t = at_step(pre, t, K)
+            prm = model.step(state, 0, pre_t)
+            eps = torch.randn(prm.q_loc.shape, generator=generator, device=prm.q_loc.device,
+                              dtype=prm.q_loc.dtype)
+            z = prm.q_loc + prm.q_scale * eps
+            new_state = model.next_state(state, z, 0, pre_t)
+            ctx = model.emission_context(state, z, new_state)
+            log_px = model.emission_log_prob(z.unsqueeze(1), pre_t,
+                                             None if ctx is None else ctx.unsqueeze(1))[:, 0]
+            log_alpha = (log_px + Normal(prm.p_loc, prm.p_scale).log_prob(z).sum(-1)
+                         - Normal(prm.q_loc, prm.q_scale).log_prob(z).sum(-1)).view(B, K)
+            log_w = log_w + torch.where(live.unsqueeze(1), log_alpha, torch.zeros_like(log_alpha))
+            state = _where_rows(live.repeat_interleave(K), new_state, state)
+            if resample and K > 1 and t < T - 1:
+                ess = torch.exp(2 * torch.logsumexp(log_w, 1) - torch.logsumexp(2 * log_w, 1))
+                now = live & (ess < ess_threshold * K)
+                if now.any():
+                    log_z = log_z + torch.where(now, torch.logsumexp(log_w, 1) - log_k,
+                                                torch.zeros_like(log_z))
+                    idx = ancestors(log_w.detach(), resampling, generator)
+                    keep = torch.arange(K, device=mask.device).expand(B, K)
+                    idx = torch.where(now.unsqueeze(1), idx, keep)
+                    state = _gather_rows(state, (base + idx).view(-1))
+                    log_w = torch.where(now.unsqueeze(1), torch.zeros_like(log_w), log_w)
+                    resamples = resamples + now.long()
     log_z = log_z + torch.logsumexp(log_w, 1) - log_k
     return ParticleBound(log_z, resamples, steps)
 

@@ -67,6 +67,19 @@ class Batch:
         return Batch(self.x.to(device), self.u.to(device), self.mask.to(device))
 
 
+def x_and_u_features(net: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+    """``net(x)`` and ``net(u)`` for all steps. When ``u`` is ``x`` one step late at every
+    unpadded step (u_t = x_{t-1}, as in every batch the data loaders build), ``net`` runs once,
+    over [u_1, x_1, ..., x_T], instead of twice over nearly the same rows; the features of u
+    at padded steps then differ, which no unpadded output reads."""
+    x, u = batch.x, batch.u
+    if x.shape[1] > 1 and not ((u[:, 1:] != x[:, :-1]).any(-1)
+                               & batch.mask[:, 1:].bool()).any():
+        f = net(torch.cat([u[:, :1], x], dim=1))
+        return f[:, 1:], f[:, :-1]
+    return net(x), net(u)
+
+
 def per_step() -> Any:
     """Marks a field of a model's precomputed dataclass as indexed by time, shape (B, T, ...);
     other tensor fields are per sequence, (B, ...)."""

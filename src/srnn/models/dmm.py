@@ -28,6 +28,7 @@ from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, p
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
+from srnn.nn.step_linear import StepLinear
 
 
 @dataclass
@@ -47,12 +48,12 @@ class GatedTransition(nn.Module):
     def __init__(self, z_dim: int, hidden: int, act: str, min_std: float) -> None:
         super().__init__()
         self.act = activation(act)
-        self.gate_hidden = nn.Linear(z_dim, hidden)  # W_1
-        self.gate = nn.Linear(hidden, z_dim)  # W_2
-        self.proposal_hidden = nn.Linear(z_dim, hidden)  # W_3
-        self.proposal = nn.Linear(hidden, z_dim)  # W_4
-        self.linear = nn.Linear(z_dim, z_dim)  # W_mu, initialised to the identity
-        self.scale = nn.Linear(z_dim, z_dim)  # W_sigma
+        self.gate_hidden = StepLinear(z_dim, hidden)  # W_1
+        self.gate = StepLinear(hidden, z_dim)  # W_2
+        self.proposal_hidden = StepLinear(z_dim, hidden)  # W_3
+        self.proposal = StepLinear(hidden, z_dim)  # W_4
+        self.linear = StepLinear(z_dim, z_dim)  # W_mu, initialised to the identity
+        self.scale = StepLinear(z_dim, z_dim)  # W_sigma
         self.min_std = min_std
         nn.init.eye_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
@@ -81,7 +82,7 @@ class DMM(StateSpaceModel):
         self.emitter = MLP(c.z_dim, c.emission_hidden, 2, c.activation)  # p(x_t | z_t)
         self.emission = make_emission(c.emission, self.emitter.out_dim, c.x_dim, c.mixtures)
         self.backward_rnn = BackwardGRU(c.x_dim, c.a_dim)  # h_t^r over x_t:T
-        self.combiner_z = nn.Linear(c.z_dim, c.a_dim)
+        self.combiner_z = StepLinear(c.z_dim, c.a_dim)
         self.combiner_out = GaussianHead(c.a_dim, c.z_dim, c.min_std)
         apply_init_(self, c.init)
 

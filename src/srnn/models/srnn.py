@@ -19,7 +19,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
+from srnn.models.base import (
+    Batch,
+    LatentConfig,
+    StateSpaceModel,
+    StepParams,
+    per_step,
+    x_and_u_features,
+)
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
@@ -86,8 +93,8 @@ class SRNN(StateSpaceModel):
     # -- everything that does not depend on z, for all time steps at once ------------------
     def precompute(self, batch: Batch, carry: Any = None) -> SRNNPre:
         d0 = None if carry is None else carry[0].unsqueeze(0).contiguous()
-        fx = self.drop(self.features(batch.x))
-        fu = self.drop(self.features(batch.u))
+        fx, fu = x_and_u_features(self.features, batch)
+        fx, fu = self.drop(fx), self.drop(fu)
         d_all, _ = self.forward_rnn(fu, d0)  # eq. 1-2, d_1:T
         d = self.drop(d_all)
         dx = torch.cat([d, fx], dim=-1)

@@ -17,7 +17,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
+from srnn.models.base import (
+    Batch,
+    LatentConfig,
+    StateSpaceModel,
+    StepParams,
+    per_step,
+    x_and_u_features,
+)
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, MLPGaussian, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
@@ -61,12 +68,13 @@ class STORN(StateSpaceModel):
 
     def precompute(self, batch: Batch, carry: Any = None) -> STORNPre:
         a0, h0 = (None, None) if carry is None else carry
-        a, _ = self.recognition(self.features(batch.x),
+        fx, fu = x_and_u_features(self.features, batch)
+        a, _ = self.recognition(fx,
                                 None if a0 is None else a0.unsqueeze(0).contiguous())
         q_loc, q_scale = self.posterior(a)  # q(z_t | x_<=t)
         if h0 is None:
             h0 = batch.x.new_zeros(batch.x.shape[0], self.config.d_dim)
-        return STORNPre(x=batch.x, cell_u=self.generating.context(self.features(batch.u)),
+        return STORNPre(x=batch.x, cell_u=self.generating.context(fu),
                         q_loc=q_loc, q_scale=q_scale, h0=h0, a_last=a[:, -1])
 
     def init_state(self, pre: STORNPre, carry: Any = None) -> Tensor:

@@ -15,6 +15,7 @@ from torch.distributions import (
 )
 
 from srnn.nn.layers import GaussianHead, bounded_std
+from srnn.nn.step_linear import StepLinear
 
 
 class BernoulliEmission(nn.Module):
@@ -24,7 +25,7 @@ class BernoulliEmission(nn.Module):
 
     def __init__(self, in_dim: int, x_dim: int) -> None:
         super().__init__()
-        self.logits = nn.Linear(in_dim, x_dim)
+        self.logits = StepLinear(in_dim, x_dim)
 
     def distribution(self, h: Tensor) -> Distribution:
         return Independent(Bernoulli(logits=self.logits(h)), 1)
@@ -61,9 +62,9 @@ class GMMEmission(nn.Module):
         if mixtures < 1:
             raise ValueError(f"a mixture needs at least one component, not {mixtures}")
         self.k, self.x_dim, self.min_std = mixtures, x_dim, min_std
-        self.logits = nn.Linear(in_dim, mixtures)
-        self.loc = nn.Linear(in_dim, mixtures * x_dim)
-        self.scale = nn.Linear(in_dim, mixtures * x_dim)
+        self.logits = StepLinear(in_dim, mixtures)
+        self.loc = StepLinear(in_dim, mixtures * x_dim)
+        self.scale = StepLinear(in_dim, mixtures * x_dim)
 
     def distribution(self, h: Tensor) -> Distribution:
         shape = (*h.shape[:-1], self.k, self.x_dim)

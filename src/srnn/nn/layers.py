@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from srnn.nn.step_linear import StepLinear
+
 
 class ClippedLeakyReLU(nn.Module):
     """Leaky ReLU with slope ``leak`` below 0, clipped to [-clip, clip] (paper appendix A)."""
@@ -15,7 +17,11 @@ class ClippedLeakyReLU(nn.Module):
         self.leak, self.clip = leak, clip
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.clamp(F.leaky_relu(x, self.leak), -self.clip, self.clip)
+        if self.leak <= 0:
+            return torch.clamp(F.leaky_relu(x, self.leak), -self.clip, self.clip)
+        # clip(leaky(x)) = leaky(clip'(x)) with the lower bound moved to -clip / leak; written
+        # so, both backward passes are single fused operators.
+        return F.leaky_relu(F.hardtanh(x, -self.clip / self.leak, self.clip), self.leak)
 
     def extra_repr(self) -> str:
         return f"leak={self.leak:.3g}, clip={self.clip:g}"
@@ -38,7 +44,7 @@ class MLP(nn.Sequential):
                  dropout: float = 0.0) -> None:
         mods: list[nn.Module] = []
         for i in range(layers):
-            mods += [nn.Linear(in_dim if i == 0 else hidden, hidden), activation(act)]
+            mods += [StepLinear(in_dim if i == 0 else hidden, hidden), activation(act)]
             if dropout > 0:
                 mods.append(nn.Dropout(dropout))
         super().__init__(*mods)
@@ -54,8 +60,8 @@ class SplitInputLinear(nn.Module):
 
     def __init__(self, z_dim: int, c_dim: int, out_dim: int) -> None:
         super().__init__()
-        self.z = nn.Linear(z_dim, out_dim, bias=False)
-        self.c = nn.Linear(c_dim, out_dim)
+        self.z = StepLinear(z_dim, out_dim, bias=False)
+        self.c = StepLinear(c_dim, out_dim)
 
     def context(self, c: Tensor) -> Tensor:
         return self.c(c)
@@ -89,10 +95,10 @@ class GaussianHead(nn.Module):
         super().__init__()
         self.separate = separate
         if separate:
-            self.mu = nn.Linear(in_dim, out_dim)
-            self.sigma = nn.Linear(in_dim, out_dim)
+            self.mu = StepLinear(in_dim, out_dim)
+            self.sigma = StepLinear(in_dim, out_dim)
         else:
-            self.proj = nn.Linear(in_dim, 2 * out_dim)
+            self.proj = StepLinear(in_dim, 2 * out_dim)
         self.min_std = min_std
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
@@ -141,7 +147,7 @@ class MLPGaussian(nn.Module):
     def __init__(self, in_dim: int, hidden: int, out_dim: int, act: str, min_std: float
                  ) -> None:
         super().__init__()
-        self.hidden = nn.Linear(in_dim, hidden)
+        self.hidden = StepLinear(in_dim, hidden)
         self.act = activation(act)
         self.head = GaussianHead(hidden, out_dim, min_std)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from srnn.nn.step_linear import StepLinear
+
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse each sequence of ``x`` (B, T, ...) within its own length; padding stays put."""
@@ -39,9 +41,9 @@ class SplitInputGRUCell(nn.Module):
     def __init__(self, c_dim: int, z_dim: int, hidden: int) -> None:
         super().__init__()
         self.hidden = hidden
-        self.c = nn.Linear(c_dim, 3 * hidden)
-        self.z = nn.Linear(z_dim, 3 * hidden, bias=False)
-        self.h = nn.Linear(hidden, 3 * hidden)
+        self.c = StepLinear(c_dim, 3 * hidden)
+        self.z = StepLinear(z_dim, 3 * hidden, bias=False)
+        self.h = StepLinear(hidden, 3 * hidden)
 
     def context(self, c: Tensor) -> Tensor:
         return self.c(c)

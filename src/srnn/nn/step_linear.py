@@ -1,0 +1,111 @@
+"""Linear layers used at every step of a time loop, with one weight-gradient product per pass.
+
+A layer applied at each of T steps to B rows gets, from autograd, T weight-gradient products
+``g_t^T x_t`` of inner size B, which run far below the matmul peak for small B (batch 16). Inside
+:func:`batched_weight_grads` a :class:`StepLinear` instead keeps each step's ``(g_t, x_t)`` during
+the backward pass and, once every step's gradient is in, forms ``G^T X`` over all B T rows at once
+(and the bias gradient as the column sum of G). The gradient is the same sum; only the grouping of
+the products changes. Outside the context, or without gradients, it is a plain ``nn.Linear``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class _Pass:
+    """One forward pass of one layer: the (g_t, x_t) pairs its steps leave in the backward."""
+
+    __slots__ = ("layer", "weight", "bias", "grads", "inputs")
+
+    def __init__(self, layer: StepLinear) -> None:
+        self.layer = layer
+        self.weight: Tensor | None = None
+        self.bias: Tensor | None = None
+        self.grads: list[Tensor] = []
+        self.inputs: list[Tensor] = []
+
+    def params(self) -> tuple[Tensor, Tensor | None]:
+        """The layer's weight and bias as outputs of one :class:`_Collect` node, created at the
+        first step: autograd runs that node after every step that used them."""
+        if self.weight is None:
+            self.weight, self.bias = _Collect.apply(self.layer.weight, self.layer.bias, self)
+        return self.weight, self.bias
+
+
+class _Collect(torch.autograd.Function):
+    """Identity on (weight, bias) in the forward; in the backward, the gradients of all steps."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, bias: Tensor | None, run: _Pass
+                ) -> tuple[Tensor, Tensor | None]:
+        ctx.run = run
+        ctx.set_materialize_grads(False)
+        return weight.view_as(weight), None if bias is None else bias.view_as(bias)
+
+    @staticmethod
+    def backward(ctx: Any, *_: Any) -> tuple[Tensor | None, Tensor | None, None]:
+        run: _Pass = ctx.run
+        if not run.grads:
+            return None, None, None
+        g = torch.cat(run.grads)
+        x = torch.cat(run.inputs)
+        run.grads.clear()
+        run.inputs.clear()
+        grad_w = g.t().mm(x)
+        grad_b = g.sum(0) if ctx.needs_input_grad[1] else None
+        return grad_w, grad_b, None
+
+
+class _Step(torch.autograd.Function):
+    """``x W^T + b`` at one step; its backward gives x's gradient and leaves (g, x) to the pass."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, run: _Pass) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.run = run
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, None, None, None]:
+        x, weight = ctx.saved_tensors
+        ctx.run.grads.append(g.reshape(-1, g.shape[-1]))
+        ctx.run.inputs.append(x.reshape(-1, x.shape[-1]))
+        return (g.matmul(weight) if ctx.needs_input_grad[0] else None), None, None, None
+
+
+class StepLinear(nn.Linear):
+    """``nn.Linear`` for a layer used at every step of a loop (see the module docstring)."""
+
+    _pass: _Pass | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        run = self._pass
+        if run is None or not torch.is_grad_enabled() or not self.weight.requires_grad:
+            return F.linear(x, self.weight, self.bias)
+        weight, bias = run.params()
+        return _Step.apply(x, weight, bias, run)
+
+
+@contextmanager
+def batched_weight_grads(module: nn.Module) -> Iterator[None]:
+    """Within the block, every :class:`StepLinear` of ``module`` gathers its weight gradient over
+    the steps of this pass into one product (computed during the later backward pass)."""
+    layers = [m for m in module.modules() if isinstance(m, StepLinear)]
+    if not layers or not torch.is_grad_enabled():
+        yield
+        return
+    previous = [m._pass for m in layers]
+    for m in layers:
+        m._pass = _Pass(m)
+    try:
+        yield
+    finally:
+        for m, p in zip(layers, previous, strict=True):
+            m._pass = p
