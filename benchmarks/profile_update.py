@@ -3,8 +3,8 @@
 Profiles a few updates of a model at its default (paper) size with ``torch.profiler`` and splits
 their time into
 
-* **batched products**: matrix products over all B x T steps at once (z-independent work and
-  its gradients, the emission),
+* **batched products**: matrix products over all B x T steps at once (z-independent work, the
+  emission, their gradients, and the weight gradients of the time loops' layers),
 * **per-step products**: products with B rows (or B as the inner dimension, weight gradients)
   inside the time loops (the GRU recurrences, the z-recursion),
 * **other operators**: element-wise work, concatenations, copies, reductions, Adam,
@@ -105,12 +105,16 @@ def profile_update(model_name: str, batch_size: int, threads: int, steps: int, m
     time_us: dict[str, float] = defaultdict(float)
     products: dict[tuple[int, int, int], dict[str, float]] = {}
     flops = {"batched": 0.0, "per_step": 0.0}
+    others: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
     for e in events:
         shape = product_shape(e.name, e.input_shapes)
         if shape is None:
             time_us["other"] += e.self_cpu_time_total
+            others[e.name] += e.self_cpu_time_total
+            counts[e.name] += 1
             continue
-        kind = "batched" if batched_rows in shape[:2] else "per_step"
+        kind = "batched" if max(shape[:2]) >= batched_rows else "per_step"
         time_us[kind] += e.self_cpu_time_total
         p = products.setdefault(shape, {"calls": 0, "us": 0.0, "kind": kind})
         p["calls"] += 1
@@ -138,11 +142,16 @@ def profile_update(model_name: str, batch_size: int, threads: int, steps: int, m
         "profiled_seconds": profiled_wall, "matmul_gflop": model_flops / 1e9,
         "fraction_of_peak": model_flops / wall / 1e9 / peak,
         "share": {k: v / total_us for k, v in time_us.items()},
+        "other_calls_per_update": sum(counts.values()) / repeats,
+        "other_mean_us": time_us["other"] / max(1, sum(counts.values())),
         "matmul_rate_gflops": {k: flops[k] / time_us[k] / 1e3 for k in flops if time_us[k]},
         "flop_share_per_step": flops["per_step"] / (flops["batched"] + flops["per_step"]),
         "ceiling_seconds": ceiling_s,
         "ceiling_fraction_of_peak": model_flops / ceiling_s / 1e9 / peak,
         "products": rows,
+        "other_operators": [
+            {"name": k, "calls": counts[k] / repeats, "ms_per_update": v / 1e3 / repeats}
+            for k, v in sorted(others.items(), key=lambda kv: -kv[1])[:15]],
     }
 
 
@@ -153,7 +162,8 @@ def report(r: dict[str, Any]) -> str:
         f"{r['seconds_median'] * 1e3:.0f} ms per {r['mode'] == 'train' and 'update' or 'pass'}"
         f" = {100 * r['fraction_of_peak']:.0f} % of the {r['peak_gflops']:.0f} GFLOP/s peak",
         f"  time: batched products {100 * s.get('batched', 0):.0f} %, per-step products "
-        f"{100 * s.get('per_step', 0):.0f} %, other operators {100 * s.get('other', 0):.0f} %, "
+        f"{100 * s.get('per_step', 0):.0f} %, other operators {100 * s.get('other', 0):.0f} % "
+        f"({r['other_calls_per_update']:,.0f} calls, {r['other_mean_us']:.1f} us each), "
         f"outside operators {100 * s.get('outside', 0):.0f} %",
         "  product rates in the update: " + ", ".join(
             f"{k} {v:.0f} GFLOP/s" for k, v in r["matmul_rate_gflops"].items())
@@ -167,6 +177,9 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"  | {p['m']} | {p['k']} | {p['n']} | {p['kind']} | {p['calls']:.0f} | "
                      f"{p['ms_per_update']:.1f} | {p['in_update_gflops']:.0f} | "
                      f"{p['alone_gflops']:.0f} |")
+    lines.append("  other operators (ms per update, calls): " + ", ".join(
+        f"{o['name']} {o['ms_per_update']:.1f} ({o['calls']:.0f})"
+        for o in r["other_operators"][:10]))
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from srnn.bounds import elbo_terms
 from srnn.bounds.particles import fivo, iwae
 from srnn.models import MODELS, Batch
 from srnn.models.base import x_and_u_features
+from srnn.nn import step_linear
 from srnn.nn.step_linear import StepLinear, batched_weight_grads
 
 LATENT = [n for n in MODELS if n != "rnn"]
@@ -95,8 +96,12 @@ def test_step_linear_is_plain_outside_the_loop_and_without_gradients() -> None:
         assert layer(x).grad_fn.__class__.__name__ != "_StepBackward"
 
 
-def test_step_linear_gradient_on_a_recurrence() -> None:
-    """Weight, bias and input gradients of h_t = tanh(W x_t + b + h_{t-1}) over 9 steps."""
+@pytest.mark.parametrize("flush_rows", [512, 7, 1])
+def test_step_linear_gradient_on_a_recurrence(flush_rows: int,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weight, bias and input gradients of h_t = tanh(W x_t + b + h_{t-1}) over 9 steps, the
+    gathered rows folded in once at the end, every few steps, or at every step."""
+    monkeypatch.setattr(step_linear, "FLUSH_ROWS", flush_rows)
     torch.manual_seed(1)
     layer = StepLinear(6, 4)
     xs = torch.randn(9, 3, 6, requires_grad=True)

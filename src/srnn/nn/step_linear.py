@@ -1,11 +1,12 @@
-"""Linear layers used at every step of a time loop, with one weight-gradient product per pass.
+"""Linear layers used at every step of a time loop, with weight gradients gathered over steps.
 
 A layer applied at each of T steps to B rows gets, from autograd, T weight-gradient products
 ``g_t^T x_t`` of inner size B, which run far below the matmul peak for small B (batch 16). Inside
 :func:`batched_weight_grads` a :class:`StepLinear` instead keeps each step's ``(g_t, x_t)`` during
-the backward pass and, once every step's gradient is in, forms ``G^T X`` over all B T rows at once
-(and the bias gradient as the column sum of G). The gradient is the same sum; only the grouping of
-the products changes. Outside the context, or without gradients, it is a plain ``nn.Linear``.
+the backward pass and forms ``G^T X`` over many steps' rows at once (and the bias gradient as the
+column sum of G), handing the sum to autograd once every step's gradient is in. The gradient is
+the same sum; only the grouping of the products changes. Outside the context, or without
+gradients, it is a plain ``nn.Linear``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+FLUSH_ROWS = 512  # gathered rows per weight-gradient product: large enough to run near the
+# matmul peak, small enough that the gathered block stays in cache and is not a fresh allocation
+
 
 class _Pass:
-    """One forward pass of one layer: the (g_t, x_t) pairs its steps leave in the backward."""
+    """One forward pass of one layer: the (g_t, x_t) pairs its steps leave in the backward,
+    folded into the gradients every ``FLUSH_ROWS`` rows."""
 
-    __slots__ = ("layer", "weight", "bias", "grads", "inputs")
+    __slots__ = ("layer", "weight", "bias", "grads", "inputs", "rows", "grad_w", "grad_b")
 
     def __init__(self, layer: StepLinear) -> None:
         self.layer = layer
@@ -30,6 +35,9 @@ class _Pass:
         self.bias: Tensor | None = None
         self.grads: list[Tensor] = []
         self.inputs: list[Tensor] = []
+        self.rows = 0
+        self.grad_w: Tensor | None = None
+        self.grad_b: Tensor | None = None
 
     def params(self) -> tuple[Tensor, Tensor | None]:
         """The layer's weight and bias as outputs of one :class:`_Collect` node, created at the
@@ -37,6 +45,29 @@ class _Pass:
         if self.weight is None:
             self.weight, self.bias = _Collect.apply(self.layer.weight, self.layer.bias, self)
         return self.weight, self.bias
+
+    def record(self, g: Tensor, x: Tensor) -> None:
+        self.grads.append(g)
+        self.inputs.append(x)
+        self.rows += g.shape[0]
+        if self.rows >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """``grad_W += G^T X`` and ``grad_b += sum(G)`` over the pairs gathered so far."""
+        if not self.grads:
+            return
+        g = torch.cat(self.grads) if len(self.grads) > 1 else self.grads[0]
+        x = torch.cat(self.inputs) if len(self.inputs) > 1 else self.inputs[0]
+        self.grads.clear()
+        self.inputs.clear()
+        self.rows = 0
+        if self.grad_w is None:
+            self.grad_w = g.t().mm(x)
+            self.grad_b = g.sum(0)
+        else:
+            self.grad_w.addmm_(g.t(), x)
+            self.grad_b += g.sum(0)
 
 
 class _Collect(torch.autograd.Function):
@@ -52,15 +83,10 @@ class _Collect(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, *_: Any) -> tuple[Tensor | None, Tensor | None, None]:
         run: _Pass = ctx.run
-        if not run.grads:
-            return None, None, None
-        g = torch.cat(run.grads)
-        x = torch.cat(run.inputs)
-        run.grads.clear()
-        run.inputs.clear()
-        grad_w = g.t().mm(x)
-        grad_b = g.sum(0) if ctx.needs_input_grad[1] else None
-        return grad_w, grad_b, None
+        run.flush()
+        grad_w, grad_b = run.grad_w, run.grad_b
+        run.grad_w = run.grad_b = None
+        return grad_w, (grad_b if ctx.needs_input_grad[1] else None), None
 
 
 class _Step(torch.autograd.Function):
@@ -75,8 +101,7 @@ class _Step(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, None, None, None]:
         x, weight = ctx.saved_tensors
-        ctx.run.grads.append(g.reshape(-1, g.shape[-1]))
-        ctx.run.inputs.append(x.reshape(-1, x.shape[-1]))
+        ctx.run.record(g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1]))
         return (g.matmul(weight) if ctx.needs_input_grad[0] else None), None, None, None
 
 
