@@ -33,7 +33,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.throughput import _batch, matmul_peak
 
-MATMUL_OPS = {"aten::mm": 0, "aten::addmm": 1}  # where the (m, k) operand sits in the inputs
+MATMUL_OPS = {"aten::mm": 0, "aten::addmm": 1, "aten::addmm_": 1}  # index of the (m, k) operand
 
 
 def product_shape(name: str, shapes: list) -> tuple[int, int, int] | None:
