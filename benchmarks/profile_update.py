@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.throughput import _batch, matmul_peak
+from benchmarks.throughput import matmul_peak, workload
 
 MATMUL_OPS = {"aten::mm": 0, "aten::addmm": 1, "aten::addmm_": 1}  # index of the (m, k) operand
 
@@ -64,28 +64,12 @@ def isolated_rate(m: int, k: int, n: int, seconds: float = 0.2) -> float:
 
 def profile_update(model_name: str, batch_size: int, threads: int, steps: int, mode: str,
                    repeats: int) -> dict[str, Any]:
-    from srnn.bounds import elbo_terms
-    from srnn.models import build_model
-
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     peak = matmul_peak("cpu")["peak"]
-    model = build_model(model_name, x_dim=88)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
-    batch = _batch(batch_size, steps, 88, "cpu")
+    _, update, evaluate = workload(model_name, batch_size, steps, "cpu")
     n = batch_size * steps
-
-    def update() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss = -elbo_terms(model, batch).objective(1.0) / n
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-
-    def evaluate() -> None:
-        with torch.no_grad():
-            elbo_terms(model, batch).elbo()
 
     fn = update if mode == "train" else evaluate
     for _ in range(2):

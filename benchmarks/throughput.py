@@ -72,18 +72,12 @@ def _batch(b: int, steps: int, x_dim: int, device: str):
     return Batch(x, u, torch.ones(b, steps)).to(device)
 
 
-def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats: int,
-            device: str) -> dict[str, Any]:
-    """One configuration, in the calling process."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def workload(model_name: str, batch_size: int, steps: int, device: str):
+    """The paper-size model, a random piano-roll batch, and the two timed passes: a training
+    update (forward, backward, clipping, Adam) and an evaluation (forward, no gradient)."""
     from srnn.bounds import elbo_terms
     from srnn.models import build_model
 
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-    torch.manual_seed(0)
-    peak_before = matmul_peak(device)
     model = build_model(model_name, x_dim=88).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
     batch = _batch(batch_size, steps, 88, device)
@@ -99,6 +93,21 @@ def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats:
     def evaluate() -> None:
         with torch.no_grad():
             elbo_terms(model, batch).elbo()
+
+    return model, update, evaluate
+
+
+def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats: int,
+            device: str) -> dict[str, Any]:
+    """One configuration, in the calling process."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)
+    peak_before = matmul_peak(device)
+    model, update, evaluate = workload(model_name, batch_size, steps, device)
+    n = batch_size * steps
 
     with FlopCounterMode(display=False) as fc:
         update()
