@@ -17,6 +17,7 @@ from srnn.bounds.particles import fivo, iwae
 from srnn.models import MODELS, Batch
 from srnn.models.base import x_and_u_features
 from srnn.nn import step_linear
+from srnn.nn.layers import ClippedLeakyReLU
 from srnn.nn.step_linear import StepLinear, batched_weight_grads
 
 LATENT = [n for n in MODELS if n != "rnn"]
@@ -150,3 +151,20 @@ def test_one_feature_pass_when_u_is_x_one_step_late() -> None:
     fx, fu = x_and_u_features(net, other)
     assert net.calls == 2
     assert torch.equal(fu, net.net(u)) and torch.equal(fx, net.net(batch.x))
+
+
+@pytest.mark.parametrize("leak, clip", [(1 / 3, 3.0), (0.1, 1.0), (0.0, 2.0)])
+def test_clipped_leaky_relu_is_clamp_of_leaky_relu(leak: float, clip: float) -> None:
+    """The fused form equals ``clamp(leaky_relu(x), -clip, clip)``, values and gradients (away
+    from the kinks, where the two one-sided derivatives differ)."""
+    act = ClippedLeakyReLU(leak, clip)
+    x = torch.linspace(-4 * clip / max(leak, 0.25), 4 * clip, 2001)
+    kinks = torch.tensor([0.0, clip] + ([-clip / leak] if leak > 0 else []))
+    x = x[(x.unsqueeze(1) - kinks).abs().min(1).values > 1e-3].requires_grad_()
+    ref = torch.clamp(torch.nn.functional.leaky_relu(x, leak), -clip, clip)
+    y = act(x)
+    torch.testing.assert_close(y, ref, rtol=0, atol=1e-6)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(g, g_ref, rtol=0, atol=0)
+    assert (g == 0).any() and (g == 1).any()  # both clipped and linear parts are covered

@@ -61,7 +61,7 @@ def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
     with the whole batch would)."""
     zs, ql, qs, pl, ps, ctx = [], [], [], [], [], []
     pre = step_view(pre)  # per-step fields split once (see StepSlices)
-    with batched_weight_grads(model):  # one weight-gradient product per layer, not T
+    with batched_weight_grads(model):  # weight gradients over many steps at once
         for t in range(T):
             prm = model.step(state, t, pre)
             # Noise drawn step by step: the draws of step t do not depend on T

@@ -109,7 +109,7 @@ def particle_bound(model: SequenceModel, batch: Batch, K: int, resample: bool,
     resamples = torch.zeros(B, dtype=torch.long, device=mask.device)
     base = (torch.arange(B, device=mask.device) * K).unsqueeze(1)
     log_k = math.log(K)
-    with batched_weight_grads(model):  # one weight-gradient product per layer, not T
+    with batched_weight_grads(model):  # weight gradients over many steps at once
         for t in range(T):
             live = mask[:, t]
             if not live.any():
