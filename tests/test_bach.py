@@ -11,6 +11,7 @@ import pytest
 from music21 import note, stream
 
 from srnn.data import bach, load_dataset
+from srnn.data.pianoroll import find_key, shift_to_c
 from srnn.errors import DataError
 
 
@@ -60,7 +61,7 @@ def test_notes_pushed_out_of_range_raise() -> None:
 
 
 def test_shift_to_c() -> None:
-    shifts = [bach.shift_to_c(t) for t in range(12)]
+    shifts = [shift_to_c(t) for t in range(12)]
     assert all(-6 <= s <= 5 and (t + s) % 12 == 0 for t, s in enumerate(shifts))
     assert shifts[7] == 5 and shifts[2] == -2 and shifts[6] == -6
 
@@ -76,7 +77,7 @@ def test_find_key_matches_music21_analysis() -> None:
             for p in n.pitches:
                 hist[p.pitchClass] += float(n.duration.quarterLength)
         want = s.analyze("key")
-        assert bach.find_key(hist) == (want.tonic.pitchClass, want.mode)
+        assert find_key(hist) == (want.tonic.pitchClass, want.mode)
 
 
 def test_split_indices_rule() -> None:

@@ -28,7 +28,7 @@ from srnn.data.arrays import load_arrays
 from srnn.data.download import convert, safe_load_pickle
 from srnn.data.midi_folder import load_midi_folder
 from srnn.data.music import load_canonical_npz, load_fraccaro
-from srnn.data.speech import read_sphere, read_wav
+from srnn.data.wav import read_sphere, read_wav
 from srnn.errors import DataError
 from srnn.music.midi import read_midi, write_midi
 

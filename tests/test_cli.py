@@ -48,11 +48,21 @@ def test_train_writes_the_run_files(trained_run) -> None:
 
 def test_evaluate_recomputes_results(trained_run, capsys) -> None:
     out, data = trained_run
+    trained = json.loads((out / "results.json").read_text())  # what training wrote
     capsys.readouterr()
     assert main(["evaluate", str(out), "--data-dir", str(data)]) == 0
     printed = json.loads(capsys.readouterr().out)
+    # The same checkpoint, split and seed: evaluation gives training's test figure again.
+    assert printed["elbo_per_step"] == pytest.approx(trained["elbo_per_step"], abs=1e-9)
+    assert printed["steps"] == trained["steps"]
     res = json.loads((out / "results.json").read_text())
-    assert printed["elbo_per_step"] == pytest.approx(res["elbo_per_step"], abs=1e-9)
+    assert res["elbo_per_step"] == printed["elbo_per_step"]
+    # Another bound is merged into results.json; what was there stays.
+    assert main(["evaluate", str(out), "--data-dir", str(data), "--bound", "iwae",
+                 "-K", "2"]) == 0
+    merged = json.loads((out / "results.json").read_text())
+    assert {k: merged[k] for k in trained} == {**trained, **{k: res[k] for k in trained}}
+    assert merged["iwae_k2_per_step"] >= merged["elbo_per_step"] - 0.5
 
 
 def test_sample_writes_midi(trained_run, monkeypatch) -> None:
@@ -80,11 +90,39 @@ def test_missing_data_is_one_clear_line(tmp_path, capsys) -> None:
     assert "SRNN_DATA_DIR" in err and "--data-dir" in err
 
 
-@pytest.mark.parametrize("cmd", [[], ["train"], ["evaluate"], ["sample"], ["data", "download"]])
-def test_help_describes_every_option(cmd: list[str]) -> None:
-    out = subprocess.run([sys.executable, "-m", "srnn.cli", *cmd, "--help"],
-                         capture_output=True, text=True, check=True).stdout
-    assert "usage: srnn" in out
-    if cmd == ["train"]:
-        for opt in ("--dataset", "--filtering", "--no-res-q", "--z-dim", "--resume", "--lr"):
-            assert opt in out
+def _commands(parser, path=()):
+    """Every command of the parser (``("train",)``, ``("data", "list")``, ...) and its parser."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+def test_help_describes_every_option(capsys) -> None:
+    """Every option of every command appears, with a description, in its --help."""
+    from srnn.cli import _parser
+
+    commands = list(_commands(_parser()))
+    assert {c for c, _ in commands} >= {(), ("train",), ("evaluate",), ("sample",),
+                                        ("reconstruct",), ("plot",), ("compare",),
+                                        ("reproduce",), ("data", "list"),
+                                        ("data", "download"), ("data", "export")}
+    # and as a program
+    out = subprocess.run([sys.executable, "-m", "srnn.cli", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("usage: srnn")
+    for cmd, parser in commands:
+        with pytest.raises(SystemExit) as done:
+            main([*cmd, "--help"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: srnn")
+        for action in parser._actions:
+            if not action.option_strings or action.help == "==SUPPRESS==":
+                continue
+            assert action.help, f"srnn {' '.join(cmd)} {action.option_strings[0]}: no help"
+            for opt in action.option_strings:
+                assert opt in out, f"srnn {' '.join(cmd)} --help does not list {opt}"

@@ -23,6 +23,7 @@ from srnn.train.checkpoint import load_checkpoint
 from srnn.train.trainer import RunConfig, TrainConfig, Trainer
 
 trainer_mod = importlib.import_module("srnn.train.trainer")  # (srnn.train is also a function)
+objectives_mod = importlib.import_module("srnn.train.objectives")
 
 TINY = {"d_dim": 8, "a_dim": 8, "z_dim": 3, "hidden": 8, "feature_dim": 8}
 TINY_ARGS = ["--d-dim", "8", "--a-dim", "8", "--z-dim", "3", "--hidden", "8",
@@ -43,7 +44,7 @@ def metric_lines(run_dir: Path) -> list[dict]:
 
 def count_calls(monkeypatch, on_call) -> None:
     """Call ``on_call(n, terms)`` after the n-th training ELBO (n = 1, 2, ...)."""
-    original = trainer_mod.elbo_terms
+    original = objectives_mod.elbo_terms
     calls = [0]
 
     def wrapped(*args, **kwargs):
@@ -51,7 +52,7 @@ def count_calls(monkeypatch, on_call) -> None:
         calls[0] += 1
         return on_call(calls[0], terms) or terms
 
-    monkeypatch.setattr(trainer_mod, "elbo_terms", wrapped)
+    monkeypatch.setattr(objectives_mod, "elbo_terms", wrapped)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_nan_losses_and_gradients_are_skipped_and_counted(tmp_path, monkeypatch)
     assert all(math.isfinite(ln["train_elbo"]) for ln in lines)
     assert math.isfinite(res["elbo_per_step"])
     assert all(torch.isfinite(p).all() for p in tr.model.parameters())
-    assert tr.skipped == 3 and tr.bad_in_row == 0
+    assert tr.progress.skipped == 3 and tr.progress.bad_in_row == 0
 
 
 def test_persistent_nans_stop_the_run_with_a_clear_message(tmp_path, monkeypatch):
@@ -118,9 +119,9 @@ def test_persistent_nans_stop_the_run_with_a_clear_message(tmp_path, monkeypatch
 
     def inject(n, terms):
         nonlocal per_epoch
-        if tr.epoch == 1:
+        if tr.progress.epoch == 1:
             per_epoch = n
-        if tr.epoch >= 2:  # from the second epoch on every loss is NaN
+        if tr.progress.epoch >= 2:  # from the second epoch on every loss is NaN
             terms.recon = terms.recon * float("nan")
         return terms
 

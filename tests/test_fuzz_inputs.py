@@ -41,7 +41,7 @@ from srnn.data.download import ARRAY_KEYS, convert, safe_load_pickle
 from srnn.data.midi_folder import load_midi_folder
 from srnn.data.music import load_canonical_npz, load_fraccaro, notes_from_rolls, rolls_from_notes
 from srnn.data.sequences import SequenceDataset
-from srnn.data.speech import read_sphere, read_wav
+from srnn.data.wav import read_sphere, read_wav
 from srnn.errors import DataError, SRNNError
 from srnn.music.midi import read_midi, write_midi
 

@@ -8,8 +8,8 @@ import pretty_midi
 import pytest
 
 from srnn.data import dataset_path, load_dataset, time_step
-from srnn.data.bach import find_key
 from srnn.data.midi_folder import load_midi_folder
+from srnn.data.pianoroll import find_key
 from srnn.errors import DataError
 from srnn.music.midi import read_midi, roll_to_midi, write_midi
 

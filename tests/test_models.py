@@ -1,4 +1,12 @@
-"""Every model of the family: shapes, masks, padding, gradients, training, sampling."""
+"""Properties every model of ``srnn.models.MODELS`` shares, each test run for every model: shapes,
+masks and signs of the ELBO terms, padding, gradients, a tiny training run, sampling, carried
+state, and generation that agrees with training (the log p(x, z) summed while a path is drawn
+equals the training path's for the same x and z). Then the few checks that belong to one peer
+model (the RNN's exact likelihood, the VRNN-I prior, Z-forcing's auxiliary cost, the DMM's
+transition) or to a shared block (SplitInputGRUCell, the GMM emission, StepSlices).
+SRNN-specific checks of the paper's equations are in test_srnn.py; the tiny ``tiny(name)`` models
+built here are shared with the other test files.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,9 @@ import pytest
 import torch
 from conftest import batch_from, random_rolls, synthetic_dataset
 
-from srnn.bounds import elbo_terms
+from srnn.bounds import elbo_terms, joint_log_prob
+from srnn.data.batching import pad_batch
+from srnn.data.sequences import shift_inputs
 from srnn.models import MODELS, Batch, build_model
 from srnn.nn.recurrent import SplitInputGRUCell
 from srnn.train.trainer import RunConfig, TrainConfig, Trainer
@@ -22,7 +32,7 @@ def tiny_options(name: str, **kw) -> dict:
     """Small sizes for model ``name`` (only the options its config has)."""
     sizes = dict(x_dim=6, z_dim=3, d_dim=8, a_dim=7, hidden=10, feature_layers=1,
                  feature_dim=9, emission_hidden=5)
-    fields = MODELS[name][1].__dataclass_fields__
+    fields = MODELS[name].config.__dataclass_fields__
     return {k: v for k, v in {**sizes, **kw}.items() if k in fields}
 
 
@@ -109,6 +119,66 @@ def test_sampling_from_the_prior(name: str, emission: str) -> None:
         assert values <= {0.0, 1.0}
     else:
         assert len(values) > 20  # real-valued
+
+
+def teacher_batch(x: torch.Tensor, x_last: torch.Tensor | None = None) -> Batch:
+    """The training batch of generated x (num, T, D), in x's dtype: u_t = x_{t-1}, with
+    u_1 = 0, or the primer's last x when the path continues a primer."""
+    x0 = torch.zeros_like(x[:, 0]) if x_last is None else x_last.to(x.dtype)
+    u = torch.cat([x0.unsqueeze(1), x[:, :-1]], dim=1)
+    return Batch(x, u, torch.ones(x.shape[:2], dtype=x.dtype))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("emission", ["bernoulli", "gauss"])
+def test_a_generated_path_has_the_training_paths_log_joint(name: str, emission: str) -> None:
+    """log p(z_t | ...) + log p(x_t | z_t, ...) summed while generating equals what the training
+    path gives for the same x and z (float64, tight tolerance): generation and training are one
+    generative model. Any z, or the masked steps of shorter sequences, changes it as it must."""
+    m = tiny(name, emission=emission).double().eval()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        path = m.sample_path(4, 6)
+        assert path.x.shape == (4, 6, 6) and path.log_prob.shape == (4, 6)
+        assert (path.z is None) == (name == "rnn")
+        assert path.z is None or path.z.shape == (4, 6, 3)
+        batch = teacher_batch(path.x)
+        train = joint_log_prob(m, batch, path.z)
+        torch.testing.assert_close(train, path.log_prob, rtol=1e-10, atol=1e-10)
+        # The batch is the data layer's: u shifted by shift_inputs, padded by pad_batch.
+        if emission == "bernoulli":
+            rolls = [r[:L] for r, L in zip(path.x.numpy(), (6, 3, 5, 1), strict=True)]
+            padded = pad_batch(rolls, [shift_inputs(r) for r in rolls])
+            padded = Batch(padded.x.double(), padded.u.double(), padded.mask.double())
+            torch.testing.assert_close(padded.u[0], batch.u[0])
+            masked = joint_log_prob(m, padded, path.z)
+            torch.testing.assert_close(masked, path.log_prob * padded.mask,
+                                       rtol=1e-10, atol=1e-10)
+        # Not vacuous: the training path's value moves with z.
+        if path.z is not None:
+            other = joint_log_prob(m, batch, path.z + 0.1)
+            assert (other - train).abs().amin() > 1e-6
+    torch.manual_seed(3)
+    assert torch.equal(m.generate(4, 6), path.x)  # generate is the same loop, x only
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_continuation_has_the_training_paths_log_joint(name: str) -> None:
+    """From the carry of a primer (through ``elbo_terms``) and its last x, the continued path's
+    log p(x, z) equals the training path's from the same carry, u_1 being the primer's last x."""
+    m = tiny(name, seed=2).double().eval()
+    primer = batch_from(random_rolls(3, (5, 6), seed=7))
+    primer = Batch(primer.x.double(), primer.u.double(), primer.mask.double())
+    with torch.no_grad():
+        terms = elbo_terms(m, primer, generator=torch.Generator().manual_seed(4))
+        x_last = primer.x[:, -1]
+        torch.manual_seed(8)
+        path = m.sample_path(3, 5, carry=terms.carry, x_last=x_last)
+        train = joint_log_prob(m, teacher_batch(path.x, x_last), path.z, carry=terms.carry)
+        torch.testing.assert_close(train, path.log_prob, rtol=1e-10, atol=1e-10)
+        # Not vacuous: without the carry the training path gives other values.
+        fresh = joint_log_prob(m, teacher_batch(path.x, x_last), path.z)
+        assert not torch.allclose(fresh, path.log_prob)
 
 
 def test_the_rnn_likelihood_is_exact() -> None:

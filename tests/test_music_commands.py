@@ -11,8 +11,9 @@ import torch
 from test_models import NAMES, tiny
 
 from srnn.cli import main
+from srnn.data import dataset_grid
 from srnn.music.midi import read_midi, write_midi
-from srnn.sampling import continuation, grid, reconstruct
+from srnn.sampling import continuation, reconstruct
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +36,13 @@ def primer_file(path, steps: int = 12) -> np.ndarray:
     return roll
 
 
-def test_grids_of_the_data_sets() -> None:
-    assert grid("quarter note").steps_per_beat == 1 and grid("quarter note").write_seconds == 0.5
-    assert grid("eighth note").write_seconds == 0.25
-    assert grid("1/4 beat").steps_per_beat == 4
-    assert grid("0.3 s frame").step_seconds == 0.3
+def test_grids_of_the_data_sets(tmp_path) -> None:
+    folder = tmp_path / "tunes"
+    folder.mkdir()
+    assert dataset_grid("jsb").steps_per_beat == 1 and dataset_grid("jsb").write_seconds == 0.5
+    assert dataset_grid("nottingham").write_seconds == 0.25
+    assert dataset_grid(str(folder)).steps_per_beat == 4
+    assert dataset_grid("jsb-fraccaro").step_seconds == 0.3
 
 
 @pytest.mark.parametrize("name", NAMES)

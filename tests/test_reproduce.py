@@ -135,6 +135,7 @@ def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, data_dir):
         assert resumed[key] == pytest.approx(whole[key], abs=1e-5), key
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_same_results_as_one(tmp_path, data_dir):
     common = {"sets": ("jsb",), "budget": "quick", "epochs": 1, "overrides": TINY,
               "threads": 1, "data_dir": data_dir}
@@ -146,6 +147,7 @@ def test_two_workers_write_the_same_results_as_one(tmp_path, data_dir):
     assert not any(r["error"] for r in one)
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_runs_the_same_jobs(tmp_path, data_dir):
     pytest.importorskip("submitit")
     jobs = [tiny_job("a"), tiny_job("b", seed=1)]
@@ -178,6 +180,7 @@ def test_failed_job_is_reported_and_the_others_go_on(tmp_path, data_dir):
 # -- files ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quick_poster_sweep_writes_csv_markdown_and_plots(tmp_path, data_dir):
     rows = reproduce("poster", tmp_path, sets=("jsb",), budget="quick", epochs=1,
                      overrides={"hidden": 8, "feature_dim": 8}, data_dir=data_dir,
@@ -197,6 +200,7 @@ def test_quick_poster_sweep_writes_csv_markdown_and_plots(tmp_path, data_dir):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+@pytest.mark.slow
 def test_cli_table2_with_seeds_gives_mean_and_std(tmp_path, data_dir, capsys):
     args = ["reproduce", "table2", "--out", str(tmp_path), "--sets", "jsb", "--protocol",
             "fraccaro", "--epochs", "1", "--seeds", "2", "--data-dir", str(data_dir),

@@ -20,11 +20,10 @@ from srnn.data.speech import (
     load_timit,
     load_vctk,
     permute_frames,
-    read_wav,
     unframe,
     unpermute_frames,
-    write_wav,
 )
+from srnn.data.wav import read_wav, write_wav
 from srnn.errors import DataError
 
 try:
@@ -113,7 +112,7 @@ def test_decode_inverts_the_pipeline(tmp_path: Path) -> None:
     assert d.name == "t-perm" and d.binary is False and d.dim == 200
     assert np.allclose(decode(d.test.x[0], d.info), sig, atol=1e-6)
     out = tmp_path / "o.wav"
-    write_wav(out, sig, 8000)
+    write_wav(sig, out, 8000)
     assert np.allclose(read_wav(out, 8000), sig, atol=1e-4)
 
 

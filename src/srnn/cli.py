@@ -147,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_optimisation(tr)
     tr.add_argument("--resume", action="store_true",
                     help="continue RUN_DIR from its last checkpoint (its saved settings win)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace the run RUN_DIR holds (without this or --resume, a folder that "
+                         "holds a run is refused)")
     tr.add_argument("--deterministic", action="store_true",
                     help="deterministic algorithms only (torch.use_deterministic_algorithms): "
                     "a run and its resumption give bit-identical results")
@@ -305,10 +308,11 @@ def _parser() -> argparse.ArgumentParser:
                          description="Write one sequence of a split as MIDI on the set's grid "
                          "(e.g. a primer for 'srnn sample --primer').")
     de.add_argument("name", help=DATASET_HELP)
-    de.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    de.add_argument("--split", default="test", choices=["train", "valid", "test"],
+                    help="split the piece is taken from (test)")
     de.add_argument("--piece", type=int, default=0, help="index in the split (0)")
     de.add_argument("--steps", type=int, default=None, help="only the first N steps")
-    de.add_argument("--out", required=True, metavar="FILE.mid")
+    de.add_argument("--out", required=True, metavar="FILE.mid", help="MIDI file to write")
     _add_data_dir(de)
     return ap
 
@@ -330,8 +334,11 @@ def _cmd_train(a: argparse.Namespace) -> dict:
     if a.deterministic:
         torch.use_deterministic_algorithms(True)
     try:
+        if a.resume and a.overwrite:
+            raise ConfigError("--resume continues the run in --out and --overwrite replaces "
+                              "it: give one of them")
         return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
-                     progress=False if a.no_progress else None,
+                     overwrite=a.overwrite, progress=False if a.no_progress else None,
                      model_options=model_options_from_args(a), **_train_options(a))
     finally:
         distributed.teardown()
@@ -419,7 +426,7 @@ def _cmd_reproduce(a: argparse.Namespace) -> dict:
 
 def _cmd_evaluate(a: argparse.Namespace) -> dict:
     from srnn.evaluate import evaluate_elbo, evaluate_particle_bound
-    from srnn.io import write_json
+    from srnn.train.run_dir import RunDirectory
     from srnn.train.trainer import load_trained
 
     if a.samples < 1:
@@ -435,10 +442,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> dict:
                                       resampling=a.resampling, ess_threshold=a.ess_threshold)
         new = {k: v for k, v in res.items() if not k.endswith("_seconds")}
     prefix = "" if a.split == "test" else f"{a.split}_"
-    path = Path(a.run_dir) / "results.json"
-    saved = json.loads(path.read_text()) if path.is_file() else {}
-    saved.update({prefix + k: v for k, v in new.items()})
-    write_json(path, saved)
+    RunDirectory(a.run_dir).update_results({prefix + k: v for k, v in new.items()})
     return {"dataset": cfg.dataset, "model": cfg.model, "split": a.split, "bound": a.bound,
             **({} if a.bound == "elbo" else {"samples": a.samples}), **res}
 
@@ -479,14 +483,13 @@ def _cmd_data(a: argparse.Namespace) -> dict | None:
     if a.data_command == "export":
         from srnn.data import load_dataset
         from srnn.music.midi import write_midi
-        from srnn.sampling import grid
 
         data = load_dataset(a.name, a.data_dir)
         split = data.split(a.split).joined_streams()
         if not 0 <= a.piece < len(split):
             raise ConfigError(f"--piece must be in 0..{len(split) - 1}, not {a.piece}")
         roll = split.x[a.piece][: a.steps]
-        write_midi(roll, a.out, grid(data.time_step).write_seconds)
+        write_midi(roll, a.out, data.grid.write_seconds)
         return {"written": a.out, "steps": len(roll)}
     from srnn.data.download import download
 

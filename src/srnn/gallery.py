@@ -21,6 +21,7 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
     The test piece is ``data.test.x[piece]`` (stream-ordered test files are joined back into
     whole streams first); samples are ``length`` steps long (default: the piece's length).
     """
+    from srnn.data.sequences import Modality
     from srnn.music.stats import compare_statistics
     from srnn.plots import plot_kl_over_roll, plot_piano_rolls, plot_training_curves
     from srnn.sampling import reconstruct, run_grid
@@ -35,7 +36,7 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
         raise ConfigError(f"--piece must be in 0..{len(test) - 1}, not {piece}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if "normaliser" in data.info:
+    if data.modality == Modality.SPEECH:
         return _plot_speech_run(run_dir, out, model, data, test, piece, num, length, seed)
     step = run_grid(run_dir).write_seconds
     roll = test.x[piece]
@@ -63,7 +64,8 @@ def _plot_speech_run(run_dir, out: Path, model, data, test, piece: int, num: int
                      length: int | None, seed: int) -> dict[str, Any]:
     """Speech: curves.png, speech.png (a test utterance, KL per frame, reconstruction mean and
     log-variance), samples as WAV."""
-    from srnn.data.speech import decode, write_wav
+    from srnn.data.speech import decode
+    from srnn.data.wav import write_wav
     from srnn.plots import plot_speech, plot_training_curves
     from srnn.sampling import reconstruct
 
@@ -85,7 +87,7 @@ def _plot_speech_run(run_dir, out: Path, model, data, test, piece: int, num: int
     T = length or len(frames)
     for i, fr in enumerate(model.generate(num, T).cpu().numpy()):
         p = out / f"sample-{i}.wav"
-        write_wav(p, decode(fr, info), int(info["rate"]))
+        write_wav(decode(fr, info), p, int(info["rate"]))
         written.append(p)
     return {"written": [str(p) for p in written],
             "piece_elbo_per_step": float((rec.recon.sum() - rec.kl.sum()) / len(frames)),

@@ -2,13 +2,13 @@
 
 Built on :class:`matplotlib.figure.Figure` with the Agg canvas, never pyplot: no window
 opens, no global figure list grows, and the backend of the caller's session is untouched.
-Files are written atomically.
+Files are written atomically by :func:`save_figure`, which the reproduction's plots
+(:mod:`srnn.experiments.report`) use too.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -19,20 +19,22 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from srnn.data.music import LOWEST_MIDI, PITCHES
-from srnn.errors import DataError
+from srnn.data.pianoroll import HIGHEST_MIDI, LOWEST_MIDI, PITCHES
+from srnn.errors import ConfigError, DataError
 from srnn.io import atomic_write
+from srnn.train.run_dir import METRICS, RunDirectory
 
 DPI = 110
-HIGHEST_MIDI = LOWEST_MIDI + PITCHES - 1
 
 
-def _save(fig: Figure, out_png: str | os.PathLike[str]) -> Path:
-    """Render ``fig`` to PNG bytes, then write them atomically; the figure is released."""
+def save_figure(fig: Figure, out_png: str | os.PathLike[str], dpi: int = DPI) -> Path:
+    """Render ``fig`` (a :class:`matplotlib.figure.Figure`, never a pyplot figure) to PNG bytes
+    with the Agg canvas, then write them atomically to ``out_png``; the figure is released.
+    Every PNG of the library is written here."""
     out = Path(out_png)
     buf = io.BytesIO()
     FigureCanvasAgg(fig)
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=dpi)
     fig.clear()
     data = buf.getvalue()
     atomic_write(out, lambda f: f.write(data))
@@ -40,23 +42,6 @@ def _save(fig: Figure, out_png: str | os.PathLike[str]) -> Path:
 
 
 # -- training curves ------------------------------------------------------------------------
-def _read_metrics(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise DataError(f"{path}: metrics file not found (is this a run directory?)")
-    rows: dict[int, dict] = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            rows[int(row["epoch"])] = row  # a repeated epoch (resumed run): the last wins
-        except (ValueError, KeyError, TypeError) as e:
-            raise DataError(f"{path}: line {i} is not a metrics record ({e})") from e
-    if not rows:
-        raise DataError(f"{path}: no epochs recorded yet")
-    return [rows[k] for k in sorted(rows)]
-
-
 def _series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     pts = [(r["epoch"], float(r[key])) for r in rows
            if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
@@ -72,11 +57,16 @@ def plot_training_curves(run_dir: str | os.PathLike[str],
     test ELBO from ``results.json`` as a dashed line if present); KL per epoch below when
     recorded. The ELBO axis ignores the first two epochs (often far lower) when scaling, once
     there are six or more. Raises :class:`~srnn.errors.DataError` if there are no metrics."""
-    run_dir = Path(run_dir)
-    rows = _read_metrics(run_dir / "metrics.jsonl")
+    run = RunDirectory(run_dir)
+    run_dir = run.path
+    rows = run.metrics()
+    if not rows:
+        where = run.file(METRICS)
+        raise DataError(f"{where}: no epochs recorded yet" if where.is_file() else
+                        f"{where}: metrics file not found (is this a run directory?)")
     curves = {k: _series(rows, k) for k in ("train_elbo", "valid_elbo", "train_kl", "valid_kl")}
     if not len(curves["train_elbo"][0]) and not len(curves["valid_elbo"][0]):
-        raise DataError(f"{run_dir / 'metrics.jsonl'}: no finite ELBO values to plot")
+        raise DataError(f"{run.file(METRICS)}: no finite ELBO values to plot")
     has_kl = bool(len(curves["train_kl"][0]) or len(curves["valid_kl"][0]))
     fig = Figure(figsize=(8, 6.5 if has_kl else 4.5))
     axes = fig.subplots(2 if has_kl else 1, 1, sharex=True, squeeze=False,
@@ -93,13 +83,10 @@ def plot_training_curves(run_dir: str | os.PathLike[str],
         b = int(np.argmax(v))
         ax.plot(e[b], v[b], marker="*", markersize=14, color="tab:red", linestyle="none",
                 label=f"best valid: {v[b]:.3f} (epoch {int(e[b])})", zorder=5)
-    results = run_dir / "results.json"
-    test = None
-    if results.is_file():
-        try:
-            test = json.loads(results.read_text(encoding="utf-8")).get("elbo_per_step")
-        except (ValueError, AttributeError):
-            test = None
+    try:
+        test = run.results().get("elbo_per_step")
+    except ConfigError:  # a damaged results file: the curves alone
+        test = None
     if isinstance(test, int | float) and math.isfinite(test):
         ax.axhline(test, color="tab:green", linestyle="--", linewidth=1,
                    label=f"test ELBO (best model): {test:.3f}")
@@ -126,7 +113,7 @@ def plot_training_curves(run_dir: str | os.PathLike[str],
     axes[-1].set_xlabel("epoch")
     axes[-1].xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 # -- piano rolls ----------------------------------------------------------------------------
@@ -204,7 +191,7 @@ def plot_piano_rolls(rolls: Mapping[str, np.ndarray], out_png: str | os.PathLike
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_kl_over_roll(roll: np.ndarray, kl_per_step: np.ndarray,
@@ -235,7 +222,7 @@ def plot_kl_over_roll(roll: np.ndarray, kl_per_step: np.ndarray,
     if title:
         ax_kl.set_title(title)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_speech(wave: np.ndarray, kl_per_frame: np.ndarray, mean_wave: np.ndarray,
@@ -277,4 +264,4 @@ def plot_speech(wave: np.ndarray, kl_per_frame: np.ndarray, mean_wave: np.ndarra
     if title:
         ax[0].set_title(title)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)

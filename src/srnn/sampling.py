@@ -1,63 +1,33 @@
 """Making music with a trained run: samples, continuations of a primer, reconstructions.
 
-All of them need only the run directory (``config.json`` and ``best.pt``); MIDI files are read
-and written on the grid of the run's data set (see :func:`grid`).
+All of them need only the run directory (``config.json``, ``data.json`` and ``best.pt``); MIDI
+files are read and written on the grid of the run's data set, from its data card (see
+:meth:`srnn.train.run_dir.RunDirectory.card` and :class:`srnn.data.grid.Grid`), and a speech
+model's samples are written as WAV files.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from srnn.data.sequences import shift_inputs
+from srnn.data.card import DataCard
+from srnn.data.grid import Grid
+from srnn.data.sequences import Modality, shift_inputs
 from srnn.errors import ConfigError, DataError
 from srnn.io import atomic_write
 from srnn.models import Batch, SequenceModel
 
-# Seconds per step in written MIDI files, for time steps measured in beats: 120 beats/minute.
-SECONDS_PER_BEAT = 0.5
-
-
-@dataclass
-class Grid:
-    """How a data set's time steps map to music: ``steps_per_beat`` or ``step_seconds`` for
-    reading MIDI, and the seconds per step of written MIDI."""
-
-    steps_per_beat: int | None
-    step_seconds: float | None
-    write_seconds: float
-
-    def read_options(self) -> dict:
-        return ({"steps_per_beat": self.steps_per_beat} if self.steps_per_beat
-                else {"step_seconds": self.step_seconds})
-
-
-def grid(time_step: str) -> Grid:
-    """The grid of a data set from its time step ("quarter note", "0.3 s frame", "1/4 beat")."""
-    beats = {"quarter note": 1, "eighth note": 2}
-    if time_step in beats:
-        n = beats[time_step]
-        return Grid(n, None, SECONDS_PER_BEAT / n)
-    if m := re.fullmatch(r"1/(\d+) beat", time_step):
-        n = int(m.group(1))
-        return Grid(n, None, SECONDS_PER_BEAT / n)
-    if m := re.fullmatch(r"([0-9.]+) s frame", time_step):
-        sec = float(m.group(1))
-        return Grid(None, sec, sec)
-    raise ConfigError(f"no musical grid known for time step {time_step!r}")
-
 
 def run_grid(run_dir: str | os.PathLike[str]) -> Grid:
-    from srnn.data import time_step
-    from srnn.train.trainer import load_run_config
+    """The grid MIDI files of a run are read and written on (from its data card)."""
+    from srnn.train.run_dir import RunDirectory
 
-    return grid(time_step(load_run_config(run_dir).dataset))
+    return RunDirectory(run_dir).card().grid
 
 
 def one_batch(rolls: list[np.ndarray]) -> Batch:
@@ -115,10 +85,10 @@ def reconstruct(model: SequenceModel, roll: np.ndarray, draws: int = 16,
     else:
         assert isinstance(model, StateSpaceModel)
         pre = model.precompute(batch)
-        z, q_loc, q_scale, p_loc, p_scale, context, _ = sample_posterior(
-            model, pre, model.init_state(pre), len(roll), generator)
-        dist = model.observation(z, pre, context)
-        kl = kl_divergence(Normal(q_loc, q_scale), Normal(p_loc, p_scale)).sum(-1)
+        run = sample_posterior(model, pre, model.init_state(pre), len(roll), generator)
+        dist = model.observation(run.z, pre, run.context)
+        kl = kl_divergence(Normal(run.q_loc, run.q_scale),
+                           Normal(run.p_loc, run.p_scale)).sum(-1)
     return Reconstruction(probabilities=dist.mean.mean(0).cpu().numpy(),
                           recon=dist.log_prob(batch.x).mean(0).cpu().numpy(),
                           kl=kl.mean(0).cpu().numpy(),
@@ -154,15 +124,19 @@ def write_rolls(rolls: np.ndarray, out: str | os.PathLike[str], step_seconds: fl
     return written
 
 
-def write_speech(model: SequenceModel, card: dict, out: str | os.PathLike[str], length: int,
-                 num: int, seed: int) -> list[Path]:
+def write_speech(model: SequenceModel, card: DataCard, out: str | os.PathLike[str],
+                 length: int, num: int, seed: int) -> list[Path]:
     """Sample ``num`` sequences of ``length`` frames and write each as a WAV at the data set's
     rate (normalisation and any frame permutation undone); or all frames as one ``.npy``."""
-    from srnn.data.speech import decode, write_wav
+    from srnn.data.wav import write_wav
 
     out = Path(out)
     if out.suffix not in (".wav", ".npy"):
         raise ConfigError(f"{out}: a speech model writes .wav (or .npy frames)")
+    speech = card.speech
+    if speech is None:
+        raise ConfigError(f"the data card of {card.name!r} holds no sample rate and normaliser "
+                          "(rate, frame_size, normaliser): the frames cannot be turned into audio")
     torch.manual_seed(seed)
     frames = model.generate(num, length).cpu().numpy()
     if out.suffix == ".npy":
@@ -170,7 +144,7 @@ def write_speech(model: SequenceModel, card: dict, out: str | os.PathLike[str], 
         return [out]
     paths = _paths(out, num)
     for fr, p in zip(frames, paths, strict=True):
-        write_wav(p, decode(fr, card), int(card["rate"]))
+        write_wav(speech.decode(fr), p, speech.rate)
     return paths
 
 
@@ -190,24 +164,25 @@ def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     """Draw ``num`` samples of ``length`` steps from the best checkpoint of ``run_dir`` (after
     the ``primer`` MIDI file, if given) and write them as MIDI or ``.npy``. Needs no data
     files."""
+    from srnn.train.run_dir import RunDirectory
     from srnn.train.trainer import load_model
 
     if length < 1 or num < 1:
         raise ConfigError("--length and --num must be at least 1")
-    model, _ = load_model(run_dir)
+    model, cfg = load_model(run_dir)
     model.eval()
-    card_path = Path(run_dir) / "data.json"
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    if "normaliser" in card:  # a speech model: frames back to a waveform
+    card = RunDirectory(run_dir).card()
+    if card.modality == Modality.SPEECH:  # a speech model: frames back to a waveform
         return write_speech(model, card, out, length, num, seed)
-    g = run_grid(run_dir)
+    g = card.grid
+    write_seconds = g.write_seconds  # a grid that is not musical is an error before sampling
     torch.manual_seed(seed)
     first = read_primer(primer, g) if primer else None
     if first is not None:
         rolls = continuation(model, first, num, length, torch.Generator().manual_seed(seed))
     else:
         rolls = model.generate(num, length).cpu().numpy()
-    sec = step_seconds or g.write_seconds
+    sec = step_seconds or write_seconds
     written = write_rolls(rolls.astype(np.float32), out, sec, wav)
     if png:
         from srnn.plots import plot_piano_rolls

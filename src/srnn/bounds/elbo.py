@@ -4,18 +4,21 @@
 
 with one sample of z_1:T from q (reparameterised) and the KL in closed form per step. For a
 model without latents (the RNN) the "bound" is its exact log-likelihood and the KL is zero.
+:func:`joint_log_prob` gives log p(x_1:T, z_1:T) along the same path for a given z (what the
+generation loop, :meth:`srnn.models.base.SequenceModel.sample_path`, sums while it draws).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 from torch.distributions import Normal, kl_divergence
 
-from srnn.models.base import Batch, SequenceModel, StateSpaceModel, step_view
+from srnn.models.base import Batch, SequenceModel, StateSpaceModel, StepParams, step_view
 from srnn.nn.step_linear import batched_weight_grads
 
 
@@ -50,29 +53,27 @@ class ElboTerms:
         return out
 
 
-def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
-                     generator: torch.Generator | None = None,
-                     noise_rows: tuple[Tensor, int] | None = None):
-    """Run the z-recursion drawing z_t ~ q; return stacked
-    (z, q_loc, q_scale, p_loc, p_scale, emission context or None, final state).
+class PosteriorPass(NamedTuple):
+    """The z-recursion run over a batch, every per-step tensor stacked over time (B, T, ...)."""
 
-    ``noise_rows = (rows, n)``: the batch is rows ``rows`` of an n-row batch, and the noise is
-    drawn for all n rows and cut to these (data-parallel processes then draw what one process
-    with the whole batch would)."""
+    z: Tensor  # z_1:T, (B, T, z_dim)
+    q_loc: Tensor  # the proposal q(z_t | ...) = N(q_loc, q_scale^2)
+    q_scale: Tensor
+    p_loc: Tensor  # the prior p(z_t | ...) = N(p_loc, p_scale^2)
+    p_scale: Tensor
+    context: Tensor | None  # what the emission reads besides z (emission_context), or None
+    state: Any  # the recurrent state after step T (for final_carry)
+
+
+def _z_recursion(model: StateSpaceModel, pre: Any, state: Any, T: int,
+                 choose: Callable[[int, StepParams], Tensor]) -> PosteriorPass:
+    """The z-recursion of the step interface over T steps, with z_t = ``choose(t, params)``."""
     zs, ql, qs, pl, ps, ctx = [], [], [], [], [], []
     pre = step_view(pre)  # per-step fields split once (see StepSlices)
     with batched_weight_grads(model):  # weight gradients over many steps at once
         for t in range(T):
             prm = model.step(state, t, pre)
-            # Noise drawn step by step: the draws of step t do not depend on T
-            # (padding-invariant).
-            shape = (prm.q_loc.shape if noise_rows is None
-                     else (noise_rows[1], *prm.q_loc.shape[1:]))
-            eps = torch.randn(shape, generator=generator, device=prm.q_loc.device,
-                              dtype=prm.q_loc.dtype)
-            if noise_rows is not None:
-                eps = eps[noise_rows[0]]
-            z = prm.q_loc + prm.q_scale * eps
+            z = choose(t, prm)
             new_state = model.next_state(state, z, t, pre)
             c = model.emission_context(state, z, new_state)
             if c is not None:
@@ -83,9 +84,51 @@ def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
             qs.append(prm.q_scale)
             pl.append(prm.p_loc)
             ps.append(prm.p_scale)
-    stack = [torch.stack(v, dim=1) for v in (zs, ql, qs, pl, ps)]
+    z, q_loc, q_scale, p_loc, p_scale = (torch.stack(v, dim=1) for v in (zs, ql, qs, pl, ps))
     context = torch.stack(ctx, dim=1) if ctx else None
-    return (*stack, context, state)
+    return PosteriorPass(z, q_loc, q_scale, p_loc, p_scale, context, state)
+
+
+def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
+                     generator: torch.Generator | None = None,
+                     noise_rows: tuple[Tensor, int] | None = None) -> PosteriorPass:
+    """Run the z-recursion drawing z_t ~ q(z_t | ...) (reparameterised), T steps.
+
+    ``noise_rows = (rows, n)``: the batch is rows ``rows`` of an n-row batch, and the noise is
+    drawn for all n rows and cut to these (data-parallel processes then draw what one process
+    with the whole batch would)."""
+
+    def draw(t: int, prm: StepParams) -> Tensor:
+        # Noise drawn step by step: the draws of step t do not depend on T (padding-invariant).
+        shape = (prm.q_loc.shape if noise_rows is None
+                 else (noise_rows[1], *prm.q_loc.shape[1:]))
+        eps = torch.randn(shape, generator=generator, device=prm.q_loc.device,
+                          dtype=prm.q_loc.dtype)
+        if noise_rows is not None:
+            eps = eps[noise_rows[0]]
+        return prm.q_loc + prm.q_scale * eps
+
+    return _z_recursion(model, pre, state, T, draw)
+
+
+def joint_log_prob(model: SequenceModel, batch: Batch, z: Tensor | None = None,
+                   carry: Any = None) -> Tensor:
+    """log p(x_t, z_t | x_<t, z_<t) = log p(z_t | ...) + log p(x_t | z_t, ...) per step (B, T),
+    multiplied by the mask, along the training path with z_1:T = ``z`` (B, T, z_dim) given:
+    ``precompute``, ``init_state``, then ``step`` and ``next_state`` with z_t fixed, and
+    ``emission_log_prob``. Summed over t, log p(x_1:T, z_1:T). For a model without latents (the
+    RNN, ``z`` None) it is the exact log p(x_t | x_<t). ``carry`` continues streams, as in
+    :func:`elbo_terms`."""
+    m = batch.mask.to(batch.x.dtype)
+    if model.z_dim == 0:
+        ll, _ = model.exact_log_prob(batch, carry)
+        return ll * m
+    assert isinstance(model, StateSpaceModel) and z is not None
+    pre = model.precompute(batch, carry)
+    run = _z_recursion(model, pre, model.init_state(pre, carry), batch.x.shape[1],
+                       lambda t, prm: z[:, t])
+    log_prior = Normal(run.p_loc, run.p_scale).log_prob(run.z).sum(-1)  # log p(z_t | ...)
+    return (log_prior + model.emission_log_prob(run.z, pre, run.context)) * m
 
 
 def elbo_terms(model: SequenceModel, batch: Batch, carry: Any = None,
@@ -104,14 +147,13 @@ def elbo_terms(model: SequenceModel, batch: Batch, carry: Any = None,
     pre = model.precompute(batch, carry)
     state = model.init_state(pre, carry)
     T = batch.x.shape[1]
-    z, q_loc, q_scale, p_loc, p_scale, context, state = sample_posterior(
-        model, pre, state, T, generator, noise_rows)
-    q, p = Normal(q_loc, q_scale), Normal(p_loc, p_scale)
+    run = sample_posterior(model, pre, state, T, generator, noise_rows)
+    q, p = Normal(run.q_loc, run.q_scale), Normal(run.p_loc, run.p_scale)
     if analytic_kl:
         kl = kl_divergence(q, p).sum(-1)
     else:
-        kl = (q.log_prob(z) - p.log_prob(z)).sum(-1)
-    recon = model.emission_log_prob(z, pre, context)
-    aux = model.auxiliary_log_prob(z, pre, context)
-    return ElboTerms(recon=recon * m, kl=kl * m, mask=m, carry=model.final_carry(state, pre),
+        kl = (q.log_prob(run.z) - p.log_prob(run.z)).sum(-1)
+    recon = model.emission_log_prob(run.z, pre, run.context)
+    aux = model.auxiliary_log_prob(run.z, pre, run.context)
+    return ElboTerms(recon=recon * m, kl=kl * m, mask=m, carry=model.final_carry(run.state, pre),
                      aux=None if aux is None else aux * m)

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from srnn.data.grid import NO_GRID
 from srnn.data.npz import read_npz
-from srnn.data.sequences import SequenceDataset, Split
+from srnn.data.sequences import Modality, SequenceDataset, Split
 from srnn.data.validate import (
     check_finite,
     check_kind,
@@ -35,7 +36,8 @@ from srnn.data.validate import (
 from srnn.errors import DataError
 
 PROTOCOL = "arrays"
-TIME_STEP = "step"
+GRID = NO_GRID  # a plain step: the library knows nothing of its meaning in time
+TIME_STEP = GRID.time_step  # "step"
 SPLITS = ("train", "valid", "test")
 FORMAT = ("'train', 'valid', 'test' as (N, T, D) arrays with optional '{split}_lengths', or "
           "'{split}_0', '{split}_1', ... as (T, D) arrays")
@@ -126,5 +128,6 @@ def load_arrays(path: str | os.PathLike[str]) -> SequenceDataset:
         dim = check_sequences(sequences[s], where, binary=False, dim=dim)
     binary = all(is_binary(x) for seqs in sequences.values() for x in seqs)
     splits = {s: Split.from_targets(sequences[s]) for s in SPLITS}
-    return SequenceDataset(name=path.stem, protocol=PROTOCOL, time_step=TIME_STEP,
-                           binary=binary, info={"path": str(path)}, **splits)
+    return SequenceDataset(name=path.stem, protocol=PROTOCOL, time_step=GRID.time_step,
+                           binary=binary, info={"path": str(path)}, grid=GRID,
+                           modality=Modality.OTHER, **splits)

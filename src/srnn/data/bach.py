@@ -20,8 +20,9 @@ quarter-note grid, built directly from the notes of the vocal parts:
   voices enter) are dropped and the roll ends at the last grid point before the last note ends,
   so a roll starts and ends with a sounding step; silent steps inside it (rests) are kept.
 * Key: a duration-weighted pitch-class histogram correlated (Pearson) with the Aarden-Essen
-  major and minor key profiles: the method of music21's ``Stream.analyze('key')`` (on the full
-  scores it picks the same key as music21 for all 350 chorales), at a fraction of its cost.
+  major and minor key profiles (:func:`srnn.data.pianoroll.find_key`): the method of music21's
+  ``Stream.analyze('key')`` (on the full scores it picks the same key as music21 for all 350
+  chorales), at a fraction of its cost.
   The roll is shifted by the pitch-class distance from the tonic to C, chosen in -6..+5
   semitones, so every chorale is in C major or C minor (as in the canonical JSB set). With
   this key, 294 of 350 chorales end on a C in the bass (34 of the rest end on G).
@@ -46,8 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from srnn.data import BACH_TIME_STEP
-from srnn.data.music import LOWEST_MIDI, PITCHES, load_canonical_npz, notes_from_rolls
+from srnn.data.grid import Grid
+from srnn.data.music import load_canonical_npz, notes_from_rolls
+from srnn.data.pianoroll import LOWEST_MIDI, PITCHES, find_key, shift_to_c
 from srnn.data.sequences import SequenceDataset
 from srnn.errors import DataError
 from srnn.io import atomic_write
@@ -59,41 +61,14 @@ SPLIT_SEED = 0
 SPLIT_FRACTIONS = (0.6, 0.2)  # train, valid; test takes the rest
 VOICES = ("soprano", "alto", "tenor", "bass")
 _EPS = 1e-9
+BACH_GRID = Grid(steps_per_beat=1, label="quarter note")  # the quarter-note grid below
 
-# Aarden-Essen key profiles (as in music21.analysis.discrete.AardenEssen), index 0 = tonic.
-AARDEN_ESSEN_MAJOR = np.array([17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587,
-                               0.291248, 22.062, 0.145624, 8.15494, 0.232998, 4.95122])
-AARDEN_ESSEN_MINOR = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362,
-                               0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623])
 _SUFFIX_ORDER = {".mxl": 0, ".xml": 1, ".musicxml": 2, ".krn": 3}
 
 
 def bach_path() -> Path:
     """The cache file of the built Bach set."""
     return cache_dir() / "bach.npz"
-
-
-def find_key(histogram: np.ndarray) -> tuple[int, str]:
-    """Tonic pitch class (0 = C) and mode of a 12-bin pitch-class histogram.
-
-    The key whose rotated Aarden-Essen profile correlates best with the histogram (major
-    before minor, lower tonic first on ties).
-    """
-    hist = np.asarray(histogram, dtype=np.float64)
-    best = (-np.inf, 0, "major")
-    if hist.std() == 0:
-        return 0, "major"
-    for mode, profile in (("major", AARDEN_ESSEN_MAJOR), ("minor", AARDEN_ESSEN_MINOR)):
-        for tonic in range(12):
-            r = float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1])
-            if r > best[0]:
-                best = (r, tonic, mode)
-    return best[1], best[2]
-
-
-def shift_to_c(tonic: int) -> int:
-    """Semitones (in -6..+5) that move pitch class ``tonic`` onto C."""
-    return (-tonic + 6) % 12 - 6
 
 
 def _score_file(corpus_bach: Path, name: str) -> Path | None:
@@ -237,4 +212,4 @@ def load_bach(rebuild: bool = False) -> SequenceDataset:
     if rebuild or not path.is_file():
         log.info("building the Bach chorale set from the music21 corpus into %s", path)
         _save(path, build_bach())
-    return load_canonical_npz(path, "bach", protocol="bach", time_step=BACH_TIME_STEP)
+    return load_canonical_npz(path, "bach", protocol="bach", grid=BACH_GRID)

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from srnn.data.sequences import Split
-from srnn.models.base import Batch
+
+
+@dataclass
+class Batch:
+    """A padded batch: targets ``x`` and inputs ``u`` (B, T, D), ``mask`` (B, T) of 0/1."""
+
+    x: Tensor
+    u: Tensor
+    mask: Tensor
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.mask.sum(1).long()
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.x.to(device), self.u.to(device), self.mask.to(device))
 
 
 def pad_batch(xs: list[np.ndarray], us: list[np.ndarray]) -> Batch:

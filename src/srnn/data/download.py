@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from srnn.data.music import CANONICAL, LOWEST_MIDI, PITCHES
+from srnn.data.music import CANONICAL
+from srnn.data.pianoroll import LOWEST_MIDI, PITCHES
 from srnn.data.validate import short_repr
 from srnn.errors import DataError
 from srnn.io import atomic_write

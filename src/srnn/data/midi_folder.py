@@ -1,7 +1,7 @@
 """A folder of MIDI files as a data set of binary piano rolls.
 
 Every ``*.mid`` / ``*.midi`` file under the folder (searched recursively, suffix in any case) is
-read with :func:`srnn.music.midi.read_midi` into a roll (T, 88); see there for the grid, the
+read with :func:`srnn.data.midi.read_midi` into a roll (T, 88); see there for the grid, the
 note convention (runs of active steps: held and re-struck notes are not told apart) and the
 optional transposition to C major / C minor.
 
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from srnn.data.sequences import SequenceDataset, Split
+from srnn.data.grid import Grid
+from srnn.data.midi import read_piano_roll
+from srnn.data.sequences import Modality, SequenceDataset, Split
 from srnn.data.validate import check_length
 from srnn.errors import DataError
-from srnn.music.midi import _read_roll
 
 log = logging.getLogger("srnn.data.midi_folder")
 
@@ -36,14 +37,21 @@ DEFAULT_STEPS_PER_BEAT = 4
 SPLITS = ("train", "valid", "test")
 
 
+def midi_grid(steps_per_beat: int | None = DEFAULT_STEPS_PER_BEAT,
+              step_seconds: float | None = None) -> Grid:
+    """The grid of a MIDI-folder set: ``step_seconds`` frames if given, else
+    ``steps_per_beat`` steps per beat."""
+    if step_seconds is not None:
+        return Grid(step_seconds=step_seconds)
+    if steps_per_beat is None:
+        raise ValueError("give steps_per_beat or step_seconds")
+    return Grid(steps_per_beat=int(steps_per_beat))
+
+
 def midi_time_step(steps_per_beat: int | None = DEFAULT_STEPS_PER_BEAT,
                    step_seconds: float | None = None) -> str:
     """What one step of a MIDI-folder set is: "1/4 beat", "beat" or "0.25 s frame"."""
-    if step_seconds is not None:
-        return f"{step_seconds:g} s frame"
-    if steps_per_beat is None:
-        raise ValueError("give steps_per_beat or step_seconds")
-    return "beat" if steps_per_beat == 1 else f"1/{steps_per_beat} beat"
+    return midi_grid(steps_per_beat, step_seconds).time_step
 
 
 def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -100,7 +108,7 @@ def load_midi_folder(folder: str | os.PathLike[str], *,
     for p in paths:
         rel = p.relative_to(folder).as_posix()
         try:
-            roll, n_out = _read_roll(p, steps_per_beat, step_seconds, transpose_to_c, None)
+            roll, n_out = read_piano_roll(p, steps_per_beat, step_seconds, transpose_to_c)
             check_length(roll.shape[0], str(p))
         except DataError as e:
             if not skip_bad:
@@ -136,6 +144,7 @@ def load_midi_folder(folder: str | os.PathLike[str], *,
     }
     log.info("%s: %d MIDI files (%s), %d skipped", folder, n,
              "/".join(str(c) for c in counts), len(skipped))
+    grid = midi_grid(steps_per_beat, step_seconds)
     return SequenceDataset(name=folder.resolve().name, protocol=PROTOCOL,
-                           time_step=midi_time_step(steps_per_beat, step_seconds),
-                           binary=True, info=info, **parts)
+                           time_step=grid.time_step, binary=True, info=info, grid=grid,
+                           modality=Modality.MUSIC, **parts)

@@ -1,4 +1,7 @@
-"""Readers for the polyphonic music sets: canonical piano-rolls and the Fraccaro (2016) files."""
+"""Readers for the polyphonic music sets: canonical piano-rolls and the Fraccaro (2016) files.
+
+The piano-roll constants (``PITCHES``, ``LOWEST_MIDI``) are those of :mod:`srnn.data.pianoroll`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from srnn.data.grid import NO_GRID, Grid
 from srnn.data.npz import read_npz
-from srnn.data.sequences import SequenceDataset, Split
+from srnn.data.pianoroll import LOWEST_MIDI, PITCHES
+from srnn.data.sequences import Modality, SequenceDataset, Split
 from srnn.data.validate import (
     MIN_STEPS,
     check_binary,
@@ -18,14 +23,14 @@ from srnn.data.validate import (
 )
 from srnn.errors import DataError
 
-PITCHES = 88
-LOWEST_MIDI = 21  # column 0 of a piano roll is MIDI note 21 (A0); column 87 is 108 (C8)
-
+QUARTER_NOTE = Grid(steps_per_beat=1, label="quarter note")
+EIGHTH_NOTE = Grid(steps_per_beat=2, label="eighth note")
+# name -> (file in the data directory, grid)
 CANONICAL = {
-    "jsb": ("jsb.npz", "quarter note"),
-    "nottingham": ("nottingham.npz", "eighth note"),
-    "musedata": ("musedata.npz", "eighth note"),
-    "piano": ("piano.npz", "eighth note"),
+    "jsb": ("jsb.npz", QUARTER_NOTE),
+    "nottingham": ("nottingham.npz", EIGHTH_NOTE),
+    "musedata": ("musedata.npz", EIGHTH_NOTE),
+    "piano": ("piano.npz", EIGHTH_NOTE),
 }
 FRACCARO = {
     "jsb-fraccaro": "jsb",
@@ -34,7 +39,8 @@ FRACCARO = {
     "piano-fraccaro": "piano",
 }
 FRACCARO_STREAMS = 16  # the files' batch size: row r + 16 continues row r
-FRACCARO_TIME_STEP = "0.3 s frame"
+FRACCARO_GRID = Grid(step_seconds=0.3)  # the files' frames of 0.3 s cut from the MIDI sources
+FRACCARO_TIME_STEP = FRACCARO_GRID.time_step  # "0.3 s frame"
 SPLITS = ("train", "valid", "test")
 
 
@@ -63,7 +69,14 @@ def rolls_from_notes(
     notes: np.ndarray, step_sizes: np.ndarray, seq_lengths: np.ndarray, where: str = "data",
     min_steps: int = 1,
 ) -> list[np.ndarray]:
-    """Binary piano rolls (T_i, 88) from the canonical flat encoding (see data/README.md).
+    """Binary piano rolls (T_i, 88) from the canonical flat encoding.
+
+    The encoding, per split: ``notes`` holds every MIDI note number (21..108) of every step of
+    every sequence, concatenated (sequence by sequence, step by step, ascending pitch within a
+    step); ``step_sizes`` the number of notes sounding at each step (0: a silent step), so it
+    adds up to ``len(notes)``; ``seq_lengths`` the number of steps of each sequence, adding up
+    to ``len(step_sizes)``. (For developers, ``../shared/data/README.md`` describes the files
+    of the shared data directory and their statistics.)
 
     Checked: 1-D integer arrays; notes within MIDI 21..108; 0..88 notes per step; step and
     note counts that add up; at least one sequence, each of at least ``min_steps`` steps (the
@@ -110,18 +123,20 @@ def notes_from_rolls(rolls: list[np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def load_canonical_npz(
-    path: Path, name: str, protocol: str = "canonical", time_step: str = ""
+    path: Path, name: str, protocol: str = "canonical", grid: Grid = NO_GRID
 ) -> SequenceDataset:
     """Read a piano-roll set stored as ``{split}_notes/_step_sizes/_seq_lengths`` arrays
-    (checked as in :func:`rolls_from_notes`; any problem is a :class:`DataError` naming the
-    file and split)."""
+    (the encoding of :func:`rolls_from_notes`, checked there; any problem is a
+    :class:`DataError` naming the file and split). ``grid`` is what one step is (the canonical
+    sets': :data:`CANONICAL`)."""
     keys = tuple(f"{s}_{f}" for s in SPLITS for f in ("notes", "step_sizes", "seq_lengths"))
     arrays = _arrays(path, keys)
     splits = {s: Split.from_targets(rolls_from_notes(
         arrays[f"{s}_notes"], arrays[f"{s}_step_sizes"], arrays[f"{s}_seq_lengths"],
         where=f"{path} [{s}]", min_steps=MIN_STEPS)) for s in SPLITS}
     return SequenceDataset(
-        name=name, protocol=protocol, time_step=time_step, info={"path": str(path)}, **splits
+        name=name, protocol=protocol, time_step=grid.time_step, info={"path": str(path)},
+        grid=grid, modality=Modality.MUSIC, **splits
     )
 
 
@@ -195,5 +210,6 @@ def load_fraccaro(path: Path, name: str) -> SequenceDataset:
             check_binary(a, f"{path}: {k} row {i}", ("step", "pitch"))
             out.append(a)
     splits["test"] = Split(x=xs, u=us)
-    return SequenceDataset(name=name, protocol="fraccaro", time_step=FRACCARO_TIME_STEP,
-                           info={"path": str(path)}, **splits)
+    return SequenceDataset(name=name, protocol="fraccaro", time_step=FRACCARO_GRID.time_step,
+                           info={"path": str(path)}, grid=FRACCARO_GRID,
+                           modality=Modality.MUSIC, **splits)

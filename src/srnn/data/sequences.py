@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
+
+from srnn.data.grid import NO_GRID, Grid
+
+
+class Modality(str, Enum):
+    """What a data set's values are: piano rolls (read from and written to MIDI files), audio
+    frames (written as WAV files), or anything else (no conversion known). A ``str``: it equals
+    and serialises as its value ("music", "speech", "other")."""
+
+    MUSIC = "music"
+    SPEECH = "speech"
+    OTHER = "other"
+
+
+MODALITIES = tuple(m.value for m in Modality)  # ("music", "speech", "other")
 
 
 def shift_inputs(x: np.ndarray) -> np.ndarray:
@@ -62,16 +78,29 @@ class Split:
 
 @dataclass
 class SequenceDataset:
-    """A data set with train/valid/test splits and what its time step and values mean."""
+    """A data set with train/valid/test splits and what its time step and values mean.
+
+    ``grid`` is what one time step is (:class:`~srnn.data.grid.Grid`; ``time_step`` is its
+    display text) and ``modality`` what the values are (:data:`MODALITIES`); every loader sets
+    both, and :mod:`srnn.data.registry` knows them for each named set without loading it.
+    """
 
     name: str
     train: Split
     valid: Split
     test: Split
     protocol: str  # "canonical", "fraccaro", "bach", ...
-    time_step: str  # e.g. "quarter note", "0.3 s frame"
+    time_step: str  # e.g. "quarter note", "0.3 s frame": the display text of `grid`
     binary: bool = True
     info: dict = field(default_factory=dict)
+    grid: Grid = NO_GRID
+    modality: Modality = Modality.OTHER
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, got "
+                             f"{self.modality!r}")
+        self.modality = Modality(self.modality)
 
     @property
     def dim(self) -> int:

@@ -2,8 +2,9 @@
 
 The pipeline, shared by every reader here:
 
-1. Read each recording as mono float32 (:func:`read_wav`): integer PCM scaled by its full range
-   (int16 / 32768, ...), float WAV passed through; TIMIT's NIST SPHERE files are read too.
+1. Read each recording as mono float32 (:func:`srnn.data.wav.read_wav`): integer PCM scaled by
+   its full range (int16 / 32768, ...), float WAV passed through; TIMIT's NIST SPHERE files are
+   read too.
 2. Cut it into non-overlapping frames of ``frame_size`` samples (:func:`frame`); the last,
    incomplete frame is dropped. A recording shorter than one frame is skipped (listed in
    ``info["skipped"]``).
@@ -15,7 +16,9 @@ The pipeline, shared by every reader here:
 5. Targets ``x_t`` are the frames; inputs ``u_t = x_{t-1}`` (:meth:`Split.from_targets`). The
    model's emission is a fully factorised Gaussian; ``binary`` is ``False``.
 
-:func:`decode` undoes steps 4, 3 and 2 (to listen to samples); :func:`write_wav` writes them.
+:func:`decode` undoes steps 4, 3 and 2 (to listen to samples); :func:`srnn.data.wav.write_wav`
+writes them. One step of a speech set is a frame of ``frame_size`` samples at ``rate`` Hz
+(:func:`speech_grid`).
 
 Readers: :func:`load_fsdd` (the Free Spoken Digit Dataset in the shared data directory) and,
 for corpora the user supplies, :func:`load_timit`, :func:`load_vctk` and
@@ -29,16 +32,15 @@ import csv
 import math
 import os
 import re
-import struct
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from srnn.data.sequences import SequenceDataset, Split
-from srnn.data.validate import check_finite, reading, short_repr
+from srnn.data.grid import Grid
+from srnn.data.sequences import Modality, SequenceDataset, Split
+from srnn.data.wav import read_wav
 from srnn.errors import DataError
 from srnn.paths import data_dir
 
@@ -46,225 +48,21 @@ FRAME_SIZE = 200
 FSDD_RATE = 8000
 FSDD_TEST_INDICES = range(0, 5)  # the FSDD README's official test set
 FSDD_VALID_INDICES = range(5, 10)
-TIMIT_RATE = 16000
+CORPUS_RATE = 16000  # the user-supplied corpora (TIMIT, VCTK, Blizzard) are read at 16 kHz
+TIMIT_RATE = CORPUS_RATE
 SPLITS = ("train", "valid", "test")
-SPHERE_MAGIC = b"NIST_1A"
-MAX_SPHERE_HEADER = 1 << 20  # TIMIT's headers are 1024 bytes
-WAVE_PCM, WAVE_FLOAT, WAVE_EXTENSIBLE = 1, 3, 0xFFFE
-RESAMPLE_RATES = (1000, 768_000)  # file rates accepted for resampling (Hz)
 
 PathLike = str | os.PathLike[str]
 
 
+def speech_grid(frame_size: int = FRAME_SIZE, rate: int = FSDD_RATE) -> Grid:
+    """The grid of a speech set: frames of ``frame_size`` samples at ``rate`` Hz."""
+    return Grid(frame_size=int(frame_size), rate=int(rate))
+
+
 def time_step(frame_size: int = FRAME_SIZE, rate: int = FSDD_RATE) -> str:
     """What one time step of a speech set is, e.g. "200-sample frame at 8 kHz"."""
-    return f"{frame_size}-sample frame at {rate / 1000:g} kHz"
-
-
-# --------------------------------------------------------------------------- reading audio
-
-
-def _sphere_header(path: Path, blob: bytes) -> tuple[int, dict[str, str]]:
-    """Header size and fields of a NIST SPHERE file (a fixed-size text header)."""
-    lines = blob[:64].split(b"\n")
-    try:
-        size = int(lines[1].strip())
-    except (IndexError, ValueError) as e:
-        raise DataError(f"{path}: not a valid SPHERE file (bad header size line)") from e
-    if size < 16 or len(blob) < size or size > MAX_SPHERE_HEADER:
-        raise DataError(f"{path}: not a valid SPHERE file (header of {size} bytes in a file "
-                        f"of {len(blob)}, expected 16..{MAX_SPHERE_HEADER} bytes)")
-    fields: dict[str, str] = {}
-    for raw in blob[:size].split(b"\n")[2:]:
-        line = raw.decode("ascii", errors="replace").strip()
-        if line == "end_head":
-            return size, fields
-        parts = line.split(None, 2)
-        if len(parts) == 3 and parts[1].startswith("-"):
-            fields[parts[0]] = parts[2].strip()
-    raise DataError(f"{path}: not a valid SPHERE file (no end_head in the header)")
-
-
-def _sphere_int(path: Path, fields: dict[str, str], key: str, default: str | None,
-                low: int) -> int:
-    """An integer header field of at least ``low``."""
-    text = fields.get(key, default)
-    if text is None:
-        raise DataError(f"{path}: not a valid SPHERE file (no {key} in the header)")
-    try:
-        value = int(text)
-    except ValueError as e:
-        raise DataError(f"{path}: not a valid SPHERE file ({key} {short_repr(text)} is not an "
-                        "integer)") from e
-    if value < low:
-        raise DataError(f"{path}: not a valid SPHERE file ({key} {value}, expected at least "
-                        f"{low})")
-    return value
-
-
-def read_sphere(path: PathLike) -> tuple[int, np.ndarray]:
-    """Sample rate and samples ``(n,)`` or ``(n, channels)`` of a NIST SPHERE file.
-
-    Only what TIMIT uses is supported: uncompressed 16-bit PCM (``sample_coding`` absent or
-    ``pcm``), little (``01``) or big (``10``) endian. The header is the text block whose size
-    (normally 1024 bytes) is on its second line; samples follow it. Checked (else a
-    :class:`DataError` naming the file): the magic, the header size, ``end_head``, the coding,
-    a positive ``sample_rate`` and ``channel_count``, and that the file holds
-    ``sample_count`` samples per channel.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    with reading(str(path), "cannot read the file"):
-        blob = path.read_bytes()
-    if not blob.startswith(SPHERE_MAGIC):
-        raise DataError(f"{path}: not a SPHERE file (no NIST_1A header)")
-    size, f = _sphere_header(path, blob)
-    coding = f.get("sample_coding", "pcm").lower()
-    width = f.get("sample_n_bytes", "2")
-    order = f.get("sample_byte_format", "01")
-    if coding != "pcm" or width != "2" or order not in ("01", "10"):
-        raise DataError(f"{path}: unsupported SPHERE coding {short_repr(coding)}, "
-                        f"{short_repr(width)} bytes, byte format {short_repr(order)} (only "
-                        "uncompressed 16-bit PCM, as in TIMIT)")
-    rate = _sphere_int(path, f, "sample_rate", None, 1)
-    channels = _sphere_int(path, f, "channel_count", "1", 1)
-    data = np.frombuffer(blob, dtype="<i2" if order == "01" else ">i2", offset=size,
-                         count=(len(blob) - size) // 2)
-    if "sample_count" in f:
-        count = _sphere_int(path, f, "sample_count", None, 0)
-        if len(data) < count * channels:
-            raise DataError(f"{path}: truncated SPHERE file ({len(data)} of "
-                            f"{count * channels} samples)")
-        data = data[:count * channels]
-    if len(data) % channels:
-        raise DataError(f"{path}: {len(data)} samples do not divide into {channels} channels")
-    data = data.astype(np.int16)
-    return rate, data.reshape(-1, channels) if channels > 1 else data
-
-
-def _wav_format(path: Path, body: bytes, endian: str) -> None:
-    """Check a ``fmt `` chunk: PCM of 8/16/24/32 bits or float of 32/64 bits, >= 1 channel."""
-    if len(body) < 16:
-        raise DataError(f"{path}: not a valid WAV file (fmt chunk of {len(body)} bytes, "
-                        "expected at least 16)")
-    tag, channels, _rate, _byte_rate, align, bits = struct.unpack(endian + "HHIIHH", body[:16])
-    if tag == WAVE_EXTENSIBLE and len(body) >= 26:
-        tag = struct.unpack(endian + "H", body[24:26])[0]
-    if channels < 1 or align < channels or align % channels:
-        raise DataError(f"{path}: not a valid WAV file ({channels} channels, block size "
-                        f"{align} bytes)")
-    width = align // channels
-    supported = {WAVE_PCM: (1, 2, 3, 4), WAVE_FLOAT: (4, 8)}
-    if tag not in supported:
-        raise DataError(f"{path}: unsupported WAV encoding (format tag {tag:#x}), expected PCM "
-                        "or IEEE float")
-    bits_fit = (width - 1) * 8 < bits <= width * 8 if tag == WAVE_PCM else bits == width * 8
-    if width not in supported[tag] or not bits_fit:
-        kind = "PCM" if tag == WAVE_PCM else "float"
-        raise DataError(f"{path}: unsupported sample width for {kind} ({width} bytes, "
-                        f"{bits} bits), expected 8, 16, 24 or 32-bit PCM or 32/64-bit float")
-
-
-def _check_riff(path: Path) -> None:
-    """Walk the RIFF chunks before scipy reads them: a ``fmt `` chunk must be supported and a
-    ``fmt `` or ``data`` chunk must fit in the file (a corrupt size would otherwise make the
-    reader allocate whatever it claims)."""
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-            what = "RF64 is not supported" if head[:4] == b"RF64" else "no RIFF/WAVE header"
-            raise DataError(f"{path}: not a valid WAV file ({what})")
-        endian = "<" if head[:4] == b"RIFF" else ">"
-        end = min(path.stat().st_size, struct.unpack(endian + "I", head[4:8])[0] + 8)
-        pos, seen_fmt = 12, False
-        while pos + 8 <= end:
-            fh.seek(pos)
-            chunk = fh.read(8)
-            cid, n = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
-            if cid in (b"fmt ", b"data") and n > end - pos - 8:
-                raise DataError(f"{path}: not a valid WAV file (truncated: {cid.decode()!r} "
-                                f"chunk claims {n} bytes, {max(end - pos - 8, 0)} present)")
-            if cid == b"fmt ":
-                _wav_format(path, fh.read(n), endian)
-                seen_fmt = True
-            elif cid == b"data" and not seen_fmt:
-                raise DataError(f"{path}: not a valid WAV file (data chunk before fmt chunk)")
-            pos += 8 + n + (n & 1)
-
-
-def _read_riff(path: Path) -> tuple[int, np.ndarray]:
-    from scipy.io import wavfile
-
-    with reading(str(path), "not a valid WAV file"):
-        _check_riff(path)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", wavfile.WavFileWarning)
-            rate, data = wavfile.read(path)
-    for w in caught:
-        if "EOF" in str(w.message):  # data chunk shorter than its header says
-            raise DataError(f"{path}: not a valid WAV file (truncated: {w.message})")
-    return int(rate), data
-
-
-def _to_float(path: Path, data: np.ndarray) -> np.ndarray:
-    if data.dtype.kind == "f":
-        return data.astype(np.float32)
-    if data.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
-        return ((data.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
-    if data.dtype.kind == "i":  # 24-bit arrives left-aligned in int32
-        return (data.astype(np.float64) / float(2 ** (8 * data.dtype.itemsize - 1))).astype(
-            np.float32)
-    raise DataError(f"{path}: unsupported sample type {data.dtype}")
-
-
-def read_wav(path: PathLike, rate: int, resample: bool = False) -> np.ndarray:
-    """A mono recording as float32 ``(n,)``.
-
-    RIFF WAV is read with :func:`scipy.io.wavfile.read`; a file that starts with ``NIST_1A`` is
-    read as NIST SPHERE (:func:`read_sphere`, for TIMIT). Integer PCM is scaled by its full
-    range (into ``[-1, 1)``); float WAV is passed through. A file whose sample rate is not
-    ``rate`` is an error unless ``resample`` is true; then it is resampled with
-    :func:`scipy.signal.resample_poly` by the reduced ratio ``rate / file_rate`` (the result may
-    overshoot ``[-1, 1]`` slightly; it is not clipped). Every problem (missing file, not a WAV,
-    truncated, more than one channel, wrong rate, no samples, NaN/inf) is a :class:`DataError`
-    that names the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    with reading(str(path), "cannot read the file"), open(path, "rb") as fh:
-        magic = fh.read(len(SPHERE_MAGIC))
-    file_rate, data = read_sphere(path) if magic == SPHERE_MAGIC else _read_riff(path)
-    if data.ndim == 2 and data.shape[1] != 1:
-        raise DataError(f"{path}: {data.shape[1]} channels, expected mono")
-    data = data.reshape(-1)
-    if data.size == 0:
-        raise DataError(f"{path}: no audio samples")
-    signal = _to_float(path, data)
-    check_finite(signal, str(path), ("sample",))
-    if file_rate != rate:
-        if not resample:
-            raise DataError(f"{path}: sample rate {file_rate} Hz, expected {rate} Hz "
-                            "(pass resample=True to convert)")
-        low, high = RESAMPLE_RATES
-        if not low <= file_rate <= high:
-            raise DataError(f"{path}: sample rate {file_rate} Hz, expected {low}..{high} Hz to "
-                            "resample")
-        from scipy.signal import resample_poly
-
-        g = math.gcd(rate, file_rate)
-        signal = resample_poly(signal, rate // g, file_rate // g).astype(np.float32)
-    return signal
-
-
-def write_wav(path: PathLike, signal: np.ndarray, rate: int) -> None:
-    """Write a mono float signal as 16-bit PCM WAV (values clipped to ``[-1, 1]``)."""
-    from scipy.io import wavfile
-
-    x = np.clip(np.asarray(signal, dtype=np.float64).reshape(-1), -1.0, 1.0)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    wavfile.write(Path(path), int(rate), np.round(x * 32767.0).astype(np.int16))
+    return speech_grid(frame_size, rate).time_step
 
 
 # --------------------------------------------------------------------------- frames
@@ -434,9 +232,10 @@ def build_dataset(
         "files": files,
         "skipped": skipped,
     })
+    grid = speech_grid(frame_size, rate)
     return SequenceDataset(name=f"{name}-perm" if permute else name, protocol=protocol,
-                           time_step=time_step(frame_size, rate), binary=False, info=meta,
-                           **splits)
+                           time_step=grid.time_step, binary=False, info=meta, grid=grid,
+                           modality=Modality.SPEECH, **splits)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -485,8 +284,9 @@ def fsdd_path(root: PathLike | None = None) -> Path:
 def _fsdd_rows(root: Path) -> list[dict[str, str]]:
     table = root / "files.csv"
     if not table.is_file():
-        raise DataError(f"{table}: file not found (expected the FSDD folder with files.csv and "
-                        "recordings/, see the data README)")
+        raise DataError(f"{table}: file not found (expected the FSDD folder: files.csv, one "
+                        "row per recording with columns file, speaker, digit, index, split, "
+                        "and the recordings/ it lists)")
     with open(table, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in FSDD_COLUMNS if c not in (reader.fieldnames or [])]
@@ -508,7 +308,12 @@ def load_fsdd(
     """The Free Spoken Digit Dataset (8 kHz) as frames (see the module docstring).
 
     ``root`` is the FSDD folder (holding ``files.csv`` and ``recordings/``); default
-    :func:`fsdd_path`. Split (fixed, stratified by speaker and digit): test = recordings with
+    :func:`fsdd_path`. ``files.csv`` has a header and one row per recording with at least the
+    columns ``file`` (path relative to ``root``, e.g. ``recordings/0_george_0.wav``),
+    ``speaker``, ``digit``, ``index`` (0-49, the recording's number for its speaker and digit)
+    and ``split`` (``test`` for index 0-4, else ``train``), and optionally ``num_samples``;
+    other columns are ignored. (For developers, ``../shared/data/README.md`` describes the
+    shared copy.) Split (fixed, stratified by speaker and digit): test = recordings with
     index 0-4 (the official test set, 300 files; the ``split`` column of ``files.csv`` must
     agree), valid = index 5-9 (300 files: 5 per speaker and digit), train = index 10-49 (2,400
     files). Each split is sorted by (speaker, digit, index). Every file must be 8 kHz mono and
@@ -633,7 +438,7 @@ _MIC = re.compile(r"_mic\d+$")
 
 def load_vctk(
     root: PathLike,
-    rate: int = 16000,
+    rate: int = CORPUS_RATE,
     frame_size: int = FRAME_SIZE,
     permute: bool = False,
     permute_seed: int = 0,
@@ -682,7 +487,7 @@ def load_vctk(
 
 def load_blizzard(
     root: PathLike,
-    rate: int = 16000,
+    rate: int = CORPUS_RATE,
     file_lists: dict[str, Sequence[str]] | None = None,
     frame_size: int = FRAME_SIZE,
     permute: bool = False,

@@ -1,9 +1,10 @@
 """``srnn compare``: train several models on one data set under the same protocol and tabulate.
 
-Each model trains into ``OUT/<model>/`` (an ordinary run directory), several at once where
-``jobs > 1``. A model whose ``results.json`` exists is not trained again and one with a
-``last.pt`` resumes, so an interrupted comparison continues where it stopped. The table goes to
-``OUT/comparison.csv``, ``OUT/comparison.md`` and ``OUT/comparison.json``.
+Each model is a :class:`~srnn.experiments.jobs.Job` that trains into ``OUT/<model>/`` (an
+ordinary run directory), run by the sweeps' job runner, several at once where ``jobs > 1``: a
+finished model is not trained again and a started one resumes, so an interrupted comparison
+continues where it stopped. The table goes to ``OUT/comparison.csv``, ``OUT/comparison.md`` and
+``OUT/comparison.json``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from srnn.errors import ConfigError
-from srnn.experiments.jobs import run_local
+from srnn.experiments.jobs import Job, run_jobs, sweep_folder
+from srnn.experiments.report import result_row
 from srnn.experiments.sizes import count_parameters, match_parameters
 from srnn.io import atomic_write, write_json
 from srnn.models import MODELS, model_fields
 
 log = logging.getLogger("srnn.compare")
 
+BOUND_NAMES = {"elbo": "ELBO", "exact": "exact"}
 COLUMNS = ["model", "parameters", "bound", "test_per_step", "test_mean_of_sequences",
            "valid_per_step", "train_minutes", "epochs", "best_epoch", "options", "error"]
 
@@ -59,22 +62,15 @@ def plan(models: list[str], x_dim: int, binary: bool, match: bool = True,
     return out
 
 
-def row(model: str, res: dict[str, Any]) -> dict[str, Any]:
-    """One table row from a run's ``results.json`` (or an error)."""
-    if "error" in res:
-        return {"model": model, "error": res["error"]}
-    return {
-        "model": model, "parameters": res["parameters"],
-        "bound": "exact" if res.get("bound") == "exact" else "ELBO",
-        "test_per_step": res["elbo_per_step"],
-        "test_mean_of_sequences": res["elbo_mean_of_sequences"],
-        "valid_per_step": res["valid_elbo_per_step"],
-        "train_minutes": res["train_seconds"] / 60, "epochs": res["epochs"],
-        "best_epoch": res["best_epoch"],
-        "options": json.dumps({k: v for k, v in res["model_options"].items()
-                               if k in MODELS[model][1].SIZE_FIELDS or k == "z_dim"}),
-        "error": "",
-    }
+def row(job: Job, res: dict[str, Any]) -> dict[str, Any]:
+    """One table row: the sweeps' results row of the job (see
+    :func:`srnn.experiments.report.result_row`) and the sizes it was trained with."""
+    out = result_row(job, res)
+    if not out["error"]:
+        spec = MODELS[job.model]
+        out["options"] = json.dumps({k: v for k, v in res["model_options"].items()
+                                     if k in spec.config.SIZE_FIELDS or k == "z_dim"})
+    return out
 
 
 def markdown(rows: list[dict[str, Any]], dataset: str, command: str | None = None) -> str:
@@ -92,7 +88,8 @@ def markdown(rows: list[dict[str, Any]], dataset: str, command: str | None = Non
             lines.append(f"| {r['model']} | | failed: {r['error']} | | | | | |")
             continue
         lines.append(
-            f"| {r['model']} | {r['parameters']:,} | {r['bound']} | {r['test_per_step']:.3f} | "
+            f"| {r['model']} | {r['parameters']:,} | {BOUND_NAMES[r['bound']]} | "
+            f"{r['test_per_step']:.3f} | "
             f"{r['test_mean_of_sequences']:.3f} | {r['valid_per_step']:.3f} | "
             f"{r['train_minutes']:.1f} | {r['epochs']} ({r['best_epoch']}) |")
     return "\n".join(lines) + "\n"
@@ -123,22 +120,15 @@ def compare(dataset: str, models: list[str], out: str | os.PathLike[str], jobs: 
     data = prepare_data(RunConfig(dataset=dataset, data_dir=data_dir))
     opts = plan(models, data.dim, data.binary, match=match, target=target, options=options)
     threads = threads or max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "plan.json", {"dataset": dataset, "models": opts,
-                                   "train_options": train_options, "jobs": jobs,
-                                   "threads_per_job": threads})
-    results: dict[str, dict[str, Any]] = {}
-    todo = []
-    for m in models:
-        done = out / m / "results.json"
-        if done.is_file():
-            log.info("%s: already done (%s)", m, done)
-            results[m] = json.loads(done.read_text())
-        else:
-            todo.append(m)
-    args = {m: (m, dataset, str(out / m), opts[m], train_options, data_dir, threads)
-            for m in todo}
-    results.update(run_local(args, jobs))
-    rows = [row(m, results[m]) for m in models]
-    write_tables(out, rows, dataset, command)
+    train_options = dict(train_options)
+    seed = int(train_options.pop("seed", 0))
+    todo = [Job(label=m, dataset=dataset, model=m, model_options=opts[m],
+                train_options=train_options, seed=seed, folder=m) for m in models]
+    with sweep_folder(out, "comparison", {"dataset": dataset}):
+        write_json(out / "plan.json", {"dataset": dataset, "models": opts,
+                                       "train_options": {**train_options, "seed": seed},
+                                       "jobs": jobs, "threads_per_job": threads})
+        results = run_jobs(todo, out, workers=jobs, threads=threads, data_dir=data_dir)
+        rows = [row(j, results[j.id]) for j in todo]
+        write_tables(out, rows, dataset, command)
     return rows

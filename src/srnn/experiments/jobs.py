@@ -2,9 +2,11 @@
 
 A job is one training run: a data set, a model with its options, training options and a seed.
 Its id is a readable label plus a hash of those settings, so the same settings always land in
-the same run directory ``OUT/jobs/<id>/``. Running a list of jobs skips every job whose
-``results.json`` exists and resumes every job that has a ``last.pt`` checkpoint: a sweep that
-was interrupted (Ctrl-C, a reboot, a cancelled cluster job) continues where it stopped.
+the same run directory ``OUT/jobs/<id>/`` (or the job's own ``folder`` under ``OUT``, as
+``srnn compare`` names them by model). Running a list of jobs skips every job whose run is done
+and resumes every started one (see :class:`~srnn.train.run_dir.RunDirectory`): a sweep that
+was interrupted (Ctrl-C, a reboot, a cancelled cluster job) continues where it stopped. While a
+sweep runs, its process holds the output folder's lock (:func:`sweep_folder`).
 
 Backends: ``local`` runs up to ``workers`` jobs at once, each in a fresh spawned process;
 ``slurm`` submits them as a Slurm job array through ``submitit`` (``pip install srnn[slurm]``);
@@ -20,12 +22,15 @@ import logging
 import multiprocessing as mp
 import os
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from srnn.errors import ConfigError
 from srnn.io import write_json
+from srnn.train.run_dir import JOB, LOG, FolderLock, RunDirectory
 
 log = logging.getLogger("srnn.jobs")
 
@@ -47,6 +52,10 @@ class Job:
     train_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    folder: str | None = None  # the run directory under OUT (default: jobs/<id>)
+
+    def run_dir(self, out: str | os.PathLike[str]) -> Path:
+        return Path(out) / (self.folder or f"jobs/{self.id}")
 
     def settings(self) -> dict[str, Any]:
         """What the job computes: everything that enters its id."""
@@ -63,36 +72,74 @@ class Job:
         return f"{self.label}-s{self.seed}-{digest}"
 
 
-def job_status(job: Job, out: str | Path) -> str:
+def job_status(job: Job, out: str | os.PathLike[str]) -> str:
     """``done`` (results written), ``started`` (a checkpoint to resume) or ``to do``."""
-    run_dir = Path(out) / "jobs" / job.id
-    if (run_dir / "results.json").is_file():
-        return "done"
-    return "started" if (run_dir / "last.pt").is_file() else "to do"
+    return RunDirectory(job.run_dir(out)).status
 
 
-def run_training_job(model: str, dataset: str, run_dir: str, model_options: dict[str, Any],
-                     train_options: dict[str, Any], data_dir: str | None, threads: int
-                     ) -> dict[str, Any]:
-    """Train one model into ``run_dir`` (resuming a checkpoint there) and return its results;
-    the log goes to ``run_dir/train.log``. Errors are returned, not raised, so that the other
-    jobs of a sweep go on."""
+@contextmanager
+def sweep_folder(out: str | os.PathLike[str], what: str, plan: dict[str, Any]
+                 ) -> Iterator[Path]:
+    """Hold the lock of the sweep folder ``out`` (a second sweep into it is refused, naming
+    this process) and refuse a folder whose ``plan.json`` is another sweep's: the plan's
+    entries named in ``plan`` (e.g. the experiment, or the data set) must agree."""
+    out = Path(out)
+    with FolderLock(out, what)():
+        path = out / "plan.json"
+        if path.is_file():
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                saved = {}
+            differ = {k: saved[k] for k, v in plan.items() if k in saved and saved[k] != v}
+            if differ:
+                theirs = ", ".join(f"{k} {v!r}" for k, v in differ.items())
+                raise ConfigError(f"{out} holds another {what} ({theirs}); choose another "
+                                  "--out")
+        yield out
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """What a worker process needs to train one job: model, data set, run directory,
+    options, data directory, threads."""
+
+    model: str
+    dataset: str
+    run_dir: str
+    model_options: dict[str, Any]
+    train_options: dict[str, Any]
+    data_dir: str | None
+    threads: int
+
+    @classmethod
+    def of(cls, job: Job, out: str | os.PathLike[str], data_dir: str | None,
+           threads: int) -> JobRun:
+        return cls(job.model, job.dataset, str(job.run_dir(out)), job.model_options,
+                   {**job.train_options, "seed": job.seed}, data_dir, threads)
+
+
+def run_training_job(run: JobRun) -> dict[str, Any]:
+    """Train one job into its run directory (resuming a checkpoint there) and return its
+    results; the log goes to ``train.log`` there. Errors are returned, not raised, so that the
+    other jobs of a sweep go on."""
     import torch
 
     from srnn.train.trainer import train
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(run.threads)
     torch.set_flush_denormal(True)
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(Path(run_dir) / "train.log")
+    run_dir = Path(run.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / LOG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     old_level = root.level
     root.setLevel(logging.INFO)
     try:
-        return train(dataset, run_dir, model=model, data_dir=data_dir, resume=True,
-                     progress=False, model_options=model_options, **train_options)
+        return train(run.dataset, run_dir, model=run.model, data_dir=run.data_dir, resume=True,
+                     progress=False, model_options=run.model_options, **run.train_options)
     except Exception as e:
         log.error("%s failed:\n%s", run_dir, traceback.format_exc())
         return {"error": f"{type(e).__name__}: {e}"}
@@ -102,34 +149,26 @@ def run_training_job(model: str, dataset: str, run_dir: str, model_options: dict
         handler.close()
 
 
-def _arguments(job: Job, run_dir: Path, data_dir: str | None, threads: int) -> tuple:
-    train_options = {**job.train_options, "seed": job.seed}
-    return (job.model, job.dataset, str(run_dir), job.model_options, train_options, data_dir,
-            threads)
-
-
 def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = "local",
              threads: int = 1, data_dir: str | os.PathLike[str] | None = None,
              slurm: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Run ``jobs`` into ``out/jobs/<id>/``; return each job's results (or ``{"error": ...}``)
-    by id. Finished jobs are read back, not rerun; interrupted ones resume."""
+    """Run ``jobs`` into their run directories under ``out``; return each job's results (or
+    ``{"error": ...}``) by id. Finished jobs are read back, not rerun; interrupted ones
+    resume."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
     ids = [j.id for j in jobs]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise ConfigError(f"two jobs with the same settings: {', '.join(dup)}")
-    root = Path(out) / "jobs"
-    root.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
     todo: list[Job] = []
     for job in jobs:
-        run_dir = root / job.id
-        write_json(run_dir / "job.json", {"id": job.id, "label": job.label, **job.settings(),
-                                          "meta": job.meta})
-        done = run_dir / "results.json"
-        if done.is_file():
-            results[job.id] = json.loads(done.read_text())
+        run = RunDirectory(job.run_dir(out))
+        write_json(run.file(JOB), {"id": job.id, "label": job.label, **job.settings(),
+                                   "meta": job.meta})
+        if run.status == "done":
+            results[job.id] = run.results()
         else:
             todo.append(job)
     log.info("%d jobs: %d finished, %d to run (%s backend, %d at once)", len(jobs),
@@ -137,31 +176,32 @@ def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = 
     if not todo:
         return results
     data = str(data_dir) if data_dir else None
-    args = {j.id: _arguments(j, root / j.id, data, threads) for j in todo}
+    args = {j.id: JobRun.of(j, out, data, threads) for j in todo}
     if backend == "local":
         results.update(run_local(args, workers))
     else:
-        results.update(_run_submitit(args, root.parent / "submitit", backend, workers, threads,
+        results.update(_run_submitit(args, Path(out) / "submitit", backend, workers, threads,
                                      slurm or {}))
     return results
 
 
-def run_local(args: dict[str, tuple], workers: int) -> dict[str, dict[str, Any]]:
-    """Run :func:`run_training_job` on each argument tuple, ``workers`` at once (each in a fresh
-    spawned process; in this process when ``workers`` is 1)."""
+def run_local(args: dict[str, JobRun], workers: int) -> dict[str, dict[str, Any]]:
+    """Run :func:`run_training_job` on each job, ``workers`` at once (each in a fresh spawned
+    process; in this process when ``workers`` is 1)."""
     results: dict[str, dict[str, Any]] = {}
     if not args:
         return results
     if workers <= 1:
         for job_id, a in args.items():
             log.info("%s: training", job_id)
-            results[job_id] = run_training_job(*a)
+            results[job_id] = run_training_job(a)
         return results
     # A fresh process per job; on an interrupt or SIGTERM the workers are terminated with the
     # parent (their last checkpoints let the next call resume them).
     pool = mp.get_context("spawn").Pool(min(workers, len(args)), maxtasksperchild=1)
     try:
-        pending = {job_id: pool.apply_async(run_training_job, a) for job_id, a in args.items()}
+        pending = {job_id: pool.apply_async(run_training_job, (a,))
+                   for job_id, a in args.items()}
         pool.close()
         for job_id, res in pending.items():
             results[job_id] = res.get()
@@ -172,7 +212,7 @@ def run_local(args: dict[str, tuple], workers: int) -> dict[str, dict[str, Any]]
     return results
 
 
-def _run_submitit(args: dict[str, tuple], folder: Path, backend: str, workers: int,
+def _run_submitit(args: dict[str, JobRun], folder: Path, backend: str, workers: int,
                   threads: int, slurm: dict[str, Any]) -> dict[str, dict[str, Any]]:
     try:
         import submitit
@@ -204,9 +244,9 @@ def _run_submitit(args: dict[str, tuple], folder: Path, backend: str, workers: i
     return results
 
 
-def _submit_wave(executor: Any, args: dict[str, tuple]) -> dict[str, dict[str, Any]]:
+def _submit_wave(executor: Any, args: dict[str, JobRun]) -> dict[str, dict[str, Any]]:
     with executor.batch():
-        submitted = {job_id: executor.submit(run_training_job, *a)
+        submitted = {job_id: executor.submit(run_training_job, a)
                      for job_id, a in args.items()}
     results: dict[str, dict[str, Any]] = {}
     for job_id, sj in submitted.items():
@@ -214,8 +254,8 @@ def _submit_wave(executor: Any, args: dict[str, tuple]) -> dict[str, dict[str, A
             res = sj.result()
         except Exception as e:  # the cluster job itself failed (time limit, node failure)
             res = {"error": f"{type(e).__name__}: {e}"}
-        # Read the run's own JSON file rather than trusting the transport.
-        done = Path(args[job_id][2]) / "results.json"
-        results[job_id] = json.loads(done.read_text()) if done.is_file() else res
+        # Read the run's own results file rather than trusting the transport.
+        run = RunDirectory(args[job_id].run_dir)
+        results[job_id] = run.results() if run.status == "done" else res
         log.info("%s: %s", job_id, results[job_id].get("error", "done"))
     return results

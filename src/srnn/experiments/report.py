@@ -1,5 +1,8 @@
-"""Files of a reproduction: ``results.csv`` / ``results.json`` (one row per job), ``tables.md``
-(means ± standard deviations over seeds, the paper's values beside ours) and the plots."""
+"""Files of a reproduction: ``results.csv`` / ``results.json`` (one row per job,
+:func:`result_row` with the :data:`COLUMNS` of the CSV), ``tables.md`` (means ± standard
+deviations over seeds, the paper's values beside ours, from :mod:`srnn.experiments.paper`) and
+the plots (:class:`matplotlib.figure.Figure`, never pyplot, saved by
+:func:`srnn.plots.save_figure`)."""
 
 from __future__ import annotations
 
@@ -8,21 +11,51 @@ import io
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from srnn.experiments.reproduce import (
-    COLUMNS,
-    PAPER_TABLE2,
-    POSTER_D,
-    POSTER_Z,
-    SET_TITLES,
-    SETS,
-)
+from srnn.experiments.paper import PAPER_TABLE2, POSTER_D, POSTER_Z, SET_TITLES, SETS
 from srnn.io import atomic_write, write_json
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from srnn.experiments.jobs import Job
+
 Rows = list[dict[str, Any]]
+DPI = 110
+
+COLUMNS = ["job_id", "experiment", "protocol", "set", "dataset", "model", "variant", "z", "d",
+           "seed", "parameters", "bound", "test_per_step", "test_mean_of_sequences",
+           "valid_per_step", "recon_per_step", "kl_per_step", "cross_entropy_per_note",
+           "epochs", "best_epoch", "train_minutes", "error"]
+
+
+def result_row(job: Job, res: dict[str, Any]) -> dict[str, Any]:
+    """One ``results.csv`` row: the job's settings and its test results."""
+    row: dict[str, Any] = {"job_id": job.id, "dataset": job.dataset, "model": job.model,
+                           "seed": job.seed, "z": "", "d": "", **job.meta, "error": ""}
+    if "error" in res:
+        row["error"] = res["error"]
+        return row
+    x_dim = res["model_options"]["x_dim"]
+    row.update({
+        "parameters": res["parameters"],
+        "bound": "exact" if res.get("bound") == "exact" else "elbo",
+        "test_per_step": res["elbo_per_step"],
+        "test_mean_of_sequences": res["elbo_mean_of_sequences"],
+        "valid_per_step": res["valid_elbo_per_step"],
+        "recon_per_step": res["recon_per_step"],
+        "kl_per_step": res["kl_per_step"],
+        # The negative reconstruction term per note (binary cross-entropy of the emission).
+        "cross_entropy_per_note": -res["recon_per_step"] / x_dim,
+        "epochs": res["epochs"], "best_epoch": res["best_epoch"],
+        "train_minutes": res["train_seconds"] / 60,
+    })
+    return row
+
+
 
 
 def write_report(out: Path, experiment: str, rows: Rows,
@@ -162,9 +195,6 @@ def _by_variant_tables(experiment: str, rows: Rows, proto: str, sets: list[str])
 
 def plots(out: Path, experiment: str, rows: Rows,
           curves: dict[str, list[dict[str, Any]]]) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
     written = []
     for proto in _present(rows, "protocol", ("canonical", "fraccaro")):
         pr = [r for r in rows if r["protocol"] == proto]
@@ -201,12 +231,11 @@ def plots(out: Path, experiment: str, rows: Rows,
 def _variant_plot(path: Path, rows: Rows, sets: list[str], proto: str, paper: bool) -> Path:
     """Test ELBO per variant, one panel per set (the paper's SRNN figure dashed, in the
     paper's convention, on its own files)."""
-    import matplotlib.pyplot as plt
-
     variants = _variants(rows)
     key = "test_mean_of_sequences" if paper and proto == "fraccaro" else "test_per_step"
     stats = aggregate(rows, key)
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.4 * len(sets), 3.4), squeeze=False)
+    fig = _figure((3.4 * len(sets), 3.4))
+    axes = fig.subplots(1, len(sets), squeeze=False)
     for ax, s in zip(axes[0], sets, strict=True):
         vals = [stats.get((proto, s, v)) for v in variants]
         x = [i for i, v in enumerate(vals) if v is not None]
@@ -229,9 +258,8 @@ def _variant_plot(path: Path, rows: Rows, sets: list[str], proto: str, paper: bo
 
 def _sweep_plot(path: Path, sets: list[str], xs: list[int], get: Any, xlabel: str,
                 ylabel: str, proto: str) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 3.0), squeeze=False)
+    fig = _figure((3.2 * len(sets), 3.0))
+    axes = fig.subplots(1, len(sets), squeeze=False)
     for ax, s in zip(axes[0], sets, strict=True):
         pts = [(x, get(s, x)) for x in xs if get(s, x) is not None]
         if pts:
@@ -270,9 +298,8 @@ def _draw_curves(ax: Any, rows: Rows, curves: dict[str, list[dict[str, Any]]]) -
 
 def _curve_plot(path: Path, rows: Rows, curves: dict[str, list[dict[str, Any]]],
                 title: str) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig = _figure((5.5, 3.6))
+    ax = fig.subplots()
     _draw_curves(ax, rows, curves)
     _zoom(ax, rows, curves)
     ax.set_ylabel("validation ELBO per step")
@@ -283,9 +310,8 @@ def _curve_plot(path: Path, rows: Rows, curves: dict[str, list[dict[str, Any]]],
 
 def _curve_panels(path: Path, rows: Rows, sets: list[str],
                   curves: dict[str, list[dict[str, Any]]], proto: str) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.2), squeeze=False)
+    fig = _figure((3.6 * len(sets), 3.2))
+    axes = fig.subplots(1, len(sets), squeeze=False)
     for ax, s in zip(axes[0], sets, strict=True):
         sr = [r for r in rows if r["set"] == s]
         _draw_curves(ax, sr, curves)
@@ -308,15 +334,18 @@ def _zoom(ax: Any, rows: Rows, curves: dict[str, list[dict[str, Any]]]) -> None:
             ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
 
 
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+def _figure(size: tuple[float, float]) -> Figure:
+    """A figure of ``size`` inches on the Agg canvas (what pyplot's Agg backend gives, without
+    pyplot's global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    data = buf.getvalue()
-    atomic_write(path, lambda f: f.write(data))
-    return path
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
 
 
+def _save(fig: Figure, path: Path) -> Path:
+    from srnn.plots import save_figure
 
+    return save_figure(fig, path, dpi=DPI)

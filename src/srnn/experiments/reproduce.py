@@ -9,12 +9,13 @@
 
 Each is a list of :class:`~srnn.experiments.jobs.Job` s (one per setting, data set and seed),
 run by :func:`~srnn.experiments.jobs.run_jobs`; the results go to ``OUT/results.csv`` (one row
-per job), ``OUT/results.json``, ``OUT/tables.md`` and ``OUT/*.png``.
+per job), ``OUT/results.json``, ``OUT/tables.md`` and ``OUT/*.png``
+(:mod:`srnn.experiments.report`). The paper's sets, sweeps and figures are in
+:mod:`srnn.experiments.paper`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -22,22 +23,17 @@ from typing import Any
 
 from srnn.errors import ConfigError
 from srnn.experiments.compare import plan
-from srnn.experiments.jobs import Job, run_jobs
+from srnn.experiments.jobs import Job, run_jobs, sweep_folder
+from srnn.experiments.paper import POSTER_D, POSTER_Z, SETS, TABLE2_VARIANTS
+from srnn.experiments.report import result_row, write_report
 from srnn.io import write_json
 from srnn.models import model_fields
+from srnn.train.run_dir import RunDirectory
 
 log = logging.getLogger("srnn.reproduce")
 
 EXPERIMENTS = ("poster", "table2", "compare")
-SETS = ("jsb", "nottingham", "musedata", "piano")
 PROTOCOLS = ("canonical", "fraccaro")
-SET_TITLES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "musedata": "MuseData",
-              "piano": "Piano-midi.de"}
-
-# Test ELBO per time step of SRNN (smooth + Res_q), Fraccaro et al. 2016, Table 2: the paper's
-# own files (``*-fraccaro``) and its convention (mean over test sequences of each one's value
-# per step). The paper reports no other SRNN variant on music.
-PAPER_TABLE2 = {"piano": -8.20, "nottingham": -2.94, "musedata": -6.28, "jsb": -4.74}
 
 # quick: minutes on a laptop (16 sequences, or streams, of each split; 4 epochs); full: the
 # paper's recipe (the training defaults: 50 epochs, KL annealed over 20, LR decay after 20).
@@ -46,10 +42,6 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {},
 }
 
-POSTER_Z = (2, 10, 25, 50, 100, 200)
-POSTER_D = (50, 300, 500)
-TABLE2_VARIANTS = (("smooth + Res_q", True, True), ("smooth", True, False),
-                   ("filter + Res_q", False, True), ("filter", False, False))
 COMPARE_MODELS = ("srnn", "vrnn", "storn", "rnn")
 
 
@@ -149,36 +141,6 @@ def make_jobs(experiment: str, protocol: str = "canonical", sets: tuple[str, ...
     return jobs
 
 
-COLUMNS = ["job_id", "experiment", "protocol", "set", "dataset", "model", "variant", "z", "d",
-           "seed", "parameters", "bound", "test_per_step", "test_mean_of_sequences",
-           "valid_per_step", "recon_per_step", "kl_per_step", "cross_entropy_per_note",
-           "epochs", "best_epoch", "train_minutes", "error"]
-
-
-def result_row(job: Job, res: dict[str, Any]) -> dict[str, Any]:
-    """One ``results.csv`` row: the job's settings and its test results."""
-    row: dict[str, Any] = {"job_id": job.id, "dataset": job.dataset, "model": job.model,
-                           "seed": job.seed, "z": "", "d": "", **job.meta, "error": ""}
-    if "error" in res:
-        row["error"] = res["error"]
-        return row
-    x_dim = res["model_options"]["x_dim"]
-    row.update({
-        "parameters": res["parameters"],
-        "bound": "exact" if res.get("bound") == "exact" else "elbo",
-        "test_per_step": res["elbo_per_step"],
-        "test_mean_of_sequences": res["elbo_mean_of_sequences"],
-        "valid_per_step": res["valid_elbo_per_step"],
-        "recon_per_step": res["recon_per_step"],
-        "kl_per_step": res["kl_per_step"],
-        # The negative reconstruction term per note (binary cross-entropy of the emission).
-        "cross_entropy_per_note": -res["recon_per_step"] / x_dim,
-        "epochs": res["epochs"], "best_epoch": res["best_epoch"],
-        "train_minutes": res["train_seconds"] / 60,
-    })
-    return row
-
-
 def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
               sets: tuple[str, ...] = SETS, budget: str = "quick", seeds: int = 1,
               epochs: int | None = None, max_minutes: float | None = None, workers: int = 1,
@@ -187,27 +149,18 @@ def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
               slurm: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
               command: str | None = None) -> list[dict[str, Any]]:
     """Run (or resume) ``experiment`` into ``out`` and write its results, tables and plots."""
-    from srnn.experiments.report import write_report
-
     out = Path(out)
     jobs = make_jobs(experiment, protocol, tuple(sets), budget, seeds, epochs, max_minutes,
                      overrides)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "plan.json", {
-        "experiment": experiment, "protocol": protocol, "sets": list(sets), "budget": budget,
-        "seeds": seeds, "command": command, "backend": backend, "workers": workers,
-        "threads_per_job": threads,
-        "jobs": [{"id": j.id, **j.settings(), "meta": j.meta} for j in jobs]})
-    results = run_jobs(jobs, out, workers=workers, backend=backend, threads=threads,
-                       data_dir=data_dir, slurm=slurm)
-    rows = [result_row(j, results[j.id]) for j in jobs]
-    curves = {j.id: _curve(out / "jobs" / j.id) for j in jobs}
-    write_report(out, experiment, rows, curves, command)
+    with sweep_folder(out, "reproduction", {"experiment": experiment}):
+        write_json(out / "plan.json", {
+            "experiment": experiment, "protocol": protocol, "sets": list(sets),
+            "budget": budget, "seeds": seeds, "command": command, "backend": backend,
+            "workers": workers, "threads_per_job": threads,
+            "jobs": [{"id": j.id, **j.settings(), "meta": j.meta} for j in jobs]})
+        results = run_jobs(jobs, out, workers=workers, backend=backend, threads=threads,
+                           data_dir=data_dir, slurm=slurm)
+        rows = [result_row(j, results[j.id]) for j in jobs]
+        curves = {j.id: RunDirectory(j.run_dir(out)).metrics() for j in jobs}
+        write_report(out, experiment, rows, curves, command)
     return rows
-
-
-def _curve(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]

@@ -32,7 +32,7 @@ def match_parameters(name: str, target: int, options: dict[str, Any] | None = No
     """
     options = dict(options or {})
     base = model_config(name, **options)
-    free = [f for f in MODELS[name][1].SIZE_FIELDS if f not in options]
+    free = [f for f in MODELS[name].config.SIZE_FIELDS if f not in options]
     if not free:
         return options
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from srnn.models.base import Batch, SequenceModel, StateSpaceModel, StepParams
+from srnn.models.base import (
+    Batch,
+    GeneratedPath,
+    GenerativeStep,
+    ModelConfig,
+    SequenceModel,
+    StateSpaceModel,
+    StepParams,
+)
 from srnn.models.dmm import DMM, DMMConfig
 from srnn.models.rnn import RNN, RNNConfig
 from srnn.models.srnn import SRNN, SRNNConfig
@@ -12,28 +20,37 @@ from srnn.models.storn import STORN, STORNConfig
 from srnn.models.vrnn import VRNN, VRNNConfig
 from srnn.models.zforcing import ZForcing, ZForcingConfig
 
-# name -> (model class, config class, defaults that differ from the config's own)
-MODELS: dict[str, tuple[type, type, dict[str, Any]]] = {
-    "srnn": (SRNN, SRNNConfig, {}),
-    "vrnn": (VRNN, VRNNConfig, {}),
-    "vrnn-i": (VRNN, VRNNConfig, {"independent_prior": True}),
-    "storn": (STORN, STORNConfig, {}),
-    "rnn": (RNN, RNNConfig, {}),
-    "zforcing": (ZForcing, ZForcingConfig, {}),
-    "dmm": (DMM, DMMConfig, {}),
+
+class ModelSpec(NamedTuple):
+    """A model of the registry: its class, its config class, and the defaults of the config's
+    options that differ for this name (VRNN-I is the VRNN with ``independent_prior``)."""
+
+    model: type[SequenceModel]
+    config: type[ModelConfig]
+    defaults: dict[str, Any]
+
+
+MODELS: dict[str, ModelSpec] = {
+    "srnn": ModelSpec(SRNN, SRNNConfig, {}),
+    "vrnn": ModelSpec(VRNN, VRNNConfig, {}),
+    "vrnn-i": ModelSpec(VRNN, VRNNConfig, {"independent_prior": True}),
+    "storn": ModelSpec(STORN, STORNConfig, {}),
+    "rnn": ModelSpec(RNN, RNNConfig, {}),
+    "zforcing": ModelSpec(ZForcing, ZForcingConfig, {}),
+    "dmm": ModelSpec(DMM, DMMConfig, {}),
 }
 
-__all__ = ["DMM", "MODELS", "RNN", "SRNN", "STORN", "VRNN", "Batch", "DMMConfig", "RNNConfig",
-           "SRNNConfig", "STORNConfig", "SequenceModel", "StateSpaceModel", "StepParams",
-           "VRNNConfig", "ZForcing", "ZForcingConfig", "build_model", "model_config",
-           "model_fields"]
+__all__ = ["DMM", "MODELS", "RNN", "SRNN", "STORN", "VRNN", "Batch", "DMMConfig",
+           "GeneratedPath", "GenerativeStep", "ModelSpec", "RNNConfig", "SRNNConfig",
+           "STORNConfig", "SequenceModel", "StateSpaceModel", "StepParams", "VRNNConfig",
+           "ZForcing", "ZForcingConfig", "build_model", "model_config", "model_fields"]
 
 
 def model_fields(name: str) -> list[str]:
     """The option names of model ``name``."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return list(MODELS[name][1].__dataclass_fields__)
+    return list(MODELS[name].config.__dataclass_fields__)
 
 
 def model_config(name: str, **options: Any) -> Any:
@@ -42,9 +59,10 @@ def model_config(name: str, **options: Any) -> Any:
     bad = sorted(set(options) - set(fields))
     if bad:
         raise ValueError(f"model {name!r} has no option(s) {', '.join(bad)}")
-    return MODELS[name][1](**{**MODELS[name][2], **options})
+    spec = MODELS[name]
+    return spec.config(**{**spec.defaults, **options})
 
 
 def build_model(name: str, **options: Any) -> SequenceModel:
     """Build model ``name`` from keyword options of its config."""
-    return MODELS[name][0](model_config(name, **options))
+    return MODELS[name].model(model_config(name, **options))

@@ -1,6 +1,6 @@
-"""The state-space step interface that every latent model implements.
+"""The step interfaces that every model implements: inference over z, and generation.
 
-A model splits its computation into
+Inference (the training path). A latent model splits its computation into
   * ``precompute(batch, carry)``: all work that does not depend on z, for all steps at once;
   * ``init_state(pre, carry)``: the recurrent state before step 1 (z_0 and any cell state);
   * ``step(state, t, pre)``: the proposal q(z_t | ...) and prior p(z_t | ...) at step t;
@@ -11,19 +11,38 @@ A model splits its computation into
     which ``observation`` (the distribution) and ``emission_log_prob`` (B, T) follow;
   * ``auxiliary_log_prob(z, pre, context)``: an extra training term that is not part of the
     bound (Z-forcing's auxiliary cost), already weighted; None for most models.
-The bounds (ELBO, and later IWAE, FIVO) and samplers are generic loops over this interface.
-A deterministic model (the RNN) has no z: it sets ``z_dim = 0`` and gives its exact
-log-likelihood through ``exact_log_prob`` instead.
+The bounds (ELBO, IWAE, FIVO) are generic loops over this interface. A deterministic model (the
+RNN) has no z: it sets ``z_dim = 0`` and gives its exact log-likelihood through
+``exact_log_prob`` instead.
+
+Generation (the generative model p alone, one step at a time). Every model, the RNN included,
+provides
+  * ``init_generative_state(num, carry)``: the generative state before step 1 of ``num``
+    sequences; from ``carry`` (what ``final_carry`` / ``exact_log_prob`` return at the end of a
+    sequence) to continue that sequence;
+  * ``generative_step(state, x_prev, draw)``: step t from x_{t-1} and the generative state, as a
+    :class:`GenerativeStep`: the prior p(z_t | ...) = N(p_loc, p_scale^2), z_t = ``draw(p_loc,
+    p_scale)``, the emission p(x_t | z_t, ...) and the state that step t + 1 reads with x_t.
+    The RNN has no z: its prior and z are None and it never calls ``draw``.
+Sampling and continuation are then one loop, :meth:`SequenceModel.sample_path` (``generate``
+returns its x), with x_0 = ``x_last`` (the last x of the continued sequence) or zeros (u_1 = 0,
+as in training). At each step it draws z_t ~ p(z_t | ...), then x_t ~ p(x_t | z_t, ...), and
+records log p(z_t | ...) + log p(x_t | z_t, ...), whose sum over t is log p(x_1:T, z_1:T); the
+training path gives the same for the same x and z (:func:`srnn.bounds.elbo.joint_log_prob`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Distribution, Normal
+
+from srnn.data.batching import Batch  # the data layer's padded batch, also srnn.models.base.Batch
 
 
 @dataclass
@@ -49,22 +68,6 @@ class LatentConfig(ModelConfig):
 
     z_dim: int = 100  # stochastic state z_t
     min_std: float = 1e-4  # floor of every latent standard deviation
-
-
-@dataclass
-class Batch:
-    """A padded batch: targets ``x`` and inputs ``u`` (B, T, D), ``mask`` (B, T) of 0/1."""
-
-    x: Tensor
-    u: Tensor
-    mask: Tensor
-
-    @property
-    def lengths(self) -> Tensor:
-        return self.mask.sum(1).long()
-
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.x.to(device), self.u.to(device), self.mask.to(device))
 
 
 def x_and_u_features(net: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -148,11 +151,74 @@ class StepParams(NamedTuple):
     p_scale: Tensor
 
 
+# draw(loc, scale): z_t ~ N(loc, scale^2), the draw a generative step makes from its prior.
+Draw = Callable[[Tensor, Tensor], Tensor]
+
+
+def sample_normal(loc: Tensor, scale: Tensor) -> Tensor:
+    """z ~ N(loc, scale^2), reparameterised, from the global random generator."""
+    return loc + scale * torch.randn_like(loc)
+
+
+class GenerativeStep(NamedTuple):
+    """Step t of the generative model, from x_{t-1} and the generative state before step t."""
+
+    z: Tensor | None  # z_t = draw(p_loc, p_scale), (num, z_dim); None without latents
+    p_loc: Tensor | None  # the prior p(z_t | ...) = N(p_loc, p_scale^2)
+    p_scale: Tensor | None
+    emission: Distribution  # p(x_t | z_t, ...), batch shape (num,)
+    state: Any  # the generative state after step t, which step t + 1 reads with x_t
+
+
+class GeneratedPath(NamedTuple):
+    """An ancestral draw (x_1:T, z_1:T) from the generative model, with its log-density."""
+
+    x: Tensor  # (num, T, x_dim)
+    z: Tensor | None  # (num, T, z_dim); None for a model without latents
+    log_prob: Tensor  # log p(z_t | ...) + log p(x_t | z_t, ...) per step, (num, T)
+
+
 class SequenceModel(nn.Module):
-    """Base class of every model: a config, a latent size and ancestral sampling."""
+    """Base class of every model: a config, a latent size and ancestral sampling through the
+    generative step interface (see module docstring)."""
 
     z_dim: int
     config: Any
+
+    def init_generative_state(self, num: int, carry: Any = None) -> Any:
+        """The generative state before step 1 of ``num`` sequences, or after the sequence that
+        ended in ``carry``."""
+        raise NotImplementedError
+
+    def generative_step(self, state: Any, x_prev: Tensor, draw: Draw) -> GenerativeStep:
+        """Step t from x_{t-1} (num, x_dim) and the generative state; z_t = ``draw(loc, scale)``."""
+        raise NotImplementedError
+
+    def sample_path(self, num: int, steps: int, carry: Any = None,
+                    x_last: Tensor | None = None) -> GeneratedPath:
+        """Ancestral draw of (x_1:T, z_1:T), T = ``steps``, and log p(x_t, z_t | x_<t, z_<t) per
+        step: at each step z_t ~ p(z_t | ...) (``loc + scale * randn``), then
+        x_t ~ p(x_t | z_t, ...). With ``carry`` and ``x_last`` (as for :meth:`generate`) the
+        path continues a sequence. Differentiable in the parameters through z; run it under
+        ``torch.no_grad()`` when only the values are needed."""
+        x = next(self.parameters()).new_zeros(num, self.config.x_dim)  # x_0: u_1 = 0
+        if x_last is not None:
+            x = x_last
+        state = self.init_generative_state(num, carry)
+        xs, zs, log_probs = [], [], []
+        for _ in range(steps):
+            s = self.generative_step(state, x, sample_normal)
+            x = s.emission.sample()
+            log_p = s.emission.log_prob(x)  # log p(x_t | z_t, ...)
+            if s.z is not None:
+                log_p = log_p + Normal(s.p_loc, s.p_scale).log_prob(s.z).sum(-1)  # p(z_t | ...)
+                zs.append(s.z)
+            state = s.state
+            xs.append(x)
+            log_probs.append(log_p)
+        return GeneratedPath(x=torch.stack(xs, dim=1),
+                             z=torch.stack(zs, dim=1) if zs else None,
+                             log_prob=torch.stack(log_probs, dim=1))
 
     @torch.no_grad()
     def generate(self, num: int, steps: int, carry: Any = None,
@@ -162,7 +228,7 @@ class SequenceModel(nn.Module):
         With ``carry`` (the state a sequence ends in, as ``final_carry`` / ``exact_log_prob``
         return it) and ``x_last`` (its last x), the samples continue that sequence.
         """
-        raise NotImplementedError
+        return self.sample_path(num, steps, carry, x_last).x
 
     def exact_log_prob(self, batch: Batch, carry: Any = None) -> tuple[Tensor, Any]:
         """log p(x_t | x_<t) per step (B, T) and the carry, for models without latents."""

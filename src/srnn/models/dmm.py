@@ -24,7 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
+from srnn.models.base import (
+    Batch,
+    Draw,
+    GenerativeStep,
+    LatentConfig,
+    StateSpaceModel,
+    StepParams,
+    per_step,
+)
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
@@ -110,14 +118,13 @@ class DMM(StateSpaceModel):
     def final_carry(self, z: Tensor, pre: DMMPre) -> Tensor:
         return z.detach()
 
-    @torch.no_grad()
-    def generate(self, num: int, steps: int, carry: Tensor | None = None,
-                 x_last: Tensor | None = None) -> Tensor:
-        """Sample x_1:T (num, steps, x_dim); from ``carry`` = z_T to continue a sequence."""
-        z = self.z_0.expand(num, -1) if carry is None else carry
-        xs = []
-        for _ in range(steps):
-            loc, scale = self.transition(z)
-            z = loc + scale * torch.randn_like(loc)
-            xs.append(self.emission.distribution(self.emitter(z)).sample())
-        return torch.stack(xs, dim=1)
+    def init_generative_state(self, num: int, carry: Tensor | None = None) -> Tensor:
+        """z_0 (learnt), or the carried z_T of the sequence to continue."""
+        return self.z_0.expand(num, -1) if carry is None else carry
+
+    def generative_step(self, z_prev: Tensor, x_prev: Tensor, draw: Draw) -> GenerativeStep:
+        """Step t of the generation, eq. 1; the DMM's x_t does not feed the state."""
+        p_loc, p_scale = self.transition(z_prev)  # p(z_t | z_{t-1})
+        z = draw(p_loc, p_scale)
+        emission = self.emission.distribution(self.emitter(z))  # p(x_t | z_t)
+        return GenerativeStep(z, p_loc, p_scale, emission, z)

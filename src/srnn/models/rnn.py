@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from srnn.models.base import Batch, ModelConfig, SequenceModel
+from srnn.models.base import Batch, Draw, GenerativeStep, ModelConfig, SequenceModel
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, activation, apply_init_
 
@@ -57,17 +57,12 @@ class RNN(SequenceModel):
         dist, d = self.predictive(batch, carry)
         return dist.log_prob(batch.x), d[:, -1].detach()
 
-    @torch.no_grad()
-    def generate(self, num: int, steps: int, carry: Tensor | None = None,
-                 x_last: Tensor | None = None) -> Tensor:
-        """Sample x_1:T (num, steps, x_dim); from ``carry`` = d_T and ``x_last`` to continue."""
-        x = next(self.parameters()).new_zeros(num, self.config.x_dim)  # u_1 = 0
-        if x_last is not None:
-            x = x_last
-        h = None if carry is None else carry.unsqueeze(0).contiguous()
-        xs = []
-        for _ in range(steps):
-            d, h = self.rnn(self.features(x).unsqueeze(1), h)
-            x = self.emission.distribution(self.act(self.emit_in(d[:, 0]))).sample()
-            xs.append(x)
-        return torch.stack(xs, dim=1)
+    def init_generative_state(self, num: int, carry: Tensor | None = None) -> Tensor | None:
+        """The GRU state as nn.GRU holds it: None (d_0 = 0), or the carried d_T."""
+        return None if carry is None else carry.unsqueeze(0).contiguous()
+
+    def generative_step(self, h: Tensor | None, x_prev: Tensor, draw: Draw) -> GenerativeStep:
+        """Step t: d_t = GRU(d_{t-1}, x_{t-1}), then p(x_t | d_t); no z, so no draw."""
+        d, h = self.rnn(self.features(x_prev).unsqueeze(1), h)  # eq. 1-2
+        emission = self.emission.distribution(self.act(self.emit_in(d[:, 0])))
+        return GenerativeStep(None, None, None, emission, h)

@@ -21,6 +21,8 @@ from torch import Tensor, nn
 
 from srnn.models.base import (
     Batch,
+    Draw,
+    GenerativeStep,
     LatentConfig,
     StateSpaceModel,
     StepParams,
@@ -135,26 +137,22 @@ class SRNN(StateSpaceModel):
         """The hidden layer of p(x_t | z_t, d_t), eq. 4, all steps at once."""
         return self.act(self.emit_in(z, pre.d))
 
-    def emission_distribution(self, z: Tensor, d: Tensor) -> torch.distributions.Distribution:
-        return self.emission.distribution(self.act(self.emit_in(z, d)))
-
     # -- generation ------------------------------------------------------------------------
-    @torch.no_grad()
-    def generate(self, num: int, steps: int, carry: Any = None,
-                 x_last: Tensor | None = None) -> Tensor:
-        """Ancestral sample x_1:T from the generative model (eq. 1-4), shape (num, T, x_dim);
-        from ``carry`` = (d_T, z_T) and ``x_last`` = x_T to continue a sequence."""
-        c = self.config
-        p0 = next(self.parameters())
-        x_prev = p0.new_zeros(num, c.x_dim) if x_last is None else x_last  # u_1 = 0
-        z = p0.new_zeros(num, c.z_dim) if carry is None else carry[1]
-        h = None if carry is None else carry[0].unsqueeze(0).contiguous()
-        xs = []
-        for _ in range(steps):
-            d, h = self.forward_rnn(self.features(x_prev).unsqueeze(1), h)  # eq. 1-2
-            d = d[:, 0]
-            p_loc, p_scale = self.prior_out(self.act(self.prior_in(z, d)))  # eq. 3
-            z = p_loc + p_scale * torch.randn_like(p_loc)
-            x_prev = self.emission_distribution(z, d).sample()  # eq. 4
-            xs.append(x_prev)
-        return torch.stack(xs, dim=1)
+    def init_generative_state(self, num: int, carry: Any = None
+                              ) -> tuple[Tensor | None, Tensor]:
+        """(GRU state d_{t-1} as nn.GRU holds it, z_{t-1}) before step 1: (None, 0), or the
+        carried (d_T, z_T) of the sequence to continue."""
+        if carry is None:
+            return None, next(self.parameters()).new_zeros(num, self.z_dim)
+        return carry[0].unsqueeze(0).contiguous(), carry[1]
+
+    def generative_step(self, state: tuple[Tensor | None, Tensor], x_prev: Tensor, draw: Draw
+                        ) -> GenerativeStep:
+        """Step t of the generative model, eq. 1-4, with u_t = x_{t-1}."""
+        h, z_prev = state
+        d, h = self.forward_rnn(self.features(x_prev).unsqueeze(1), h)  # eq. 1-2
+        d = d[:, 0]
+        p_loc, p_scale = self.prior_out(self.act(self.prior_in(z_prev, d)))  # eq. 3
+        z = draw(p_loc, p_scale)
+        emission = self.emission.distribution(self.act(self.emit_in(z, d)))  # eq. 4
+        return GenerativeStep(z, p_loc, p_scale, emission, (h, z))

@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from srnn.models.base import (
     Batch,
+    Draw,
+    GenerativeStep,
     LatentConfig,
     StateSpaceModel,
     StepParams,
@@ -80,10 +81,15 @@ class STORN(StateSpaceModel):
     def init_state(self, pre: STORNPre, carry: Any = None) -> Tensor:
         return pre.h0
 
+    def prior(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """p(z_t) = N(0, I), the same at every step, as (loc, scale) with the rows, dtype and
+        device of ``like``."""
+        zero = like.new_zeros(like.shape[0], self.z_dim)
+        return zero, zero + 1.0
+
     def step(self, h: Tensor, t: int, pre: STORNPre) -> StepParams:
         q_loc = pre.q_loc[:, t]
-        zero = torch.zeros_like(q_loc)
-        return StepParams(q_loc, pre.q_scale[:, t], zero, zero + 1.0)  # p(z_t) = N(0, I)
+        return StepParams(q_loc, pre.q_scale[:, t], *self.prior(q_loc))  # p(z_t) = N(0, I)
 
     def next_state(self, h: Tensor, z: Tensor, t: int, pre: STORNPre) -> Tensor:
         return self.generating(pre.cell_u[:, t], z, h)  # h_t = GRU(h_{t-1}, [u_t, z_t])
@@ -100,19 +106,16 @@ class STORN(StateSpaceModel):
     def final_carry(self, h: Tensor, pre: STORNPre) -> tuple[Tensor, Tensor]:
         return pre.a_last.detach(), h.detach()
 
-    @torch.no_grad()
-    def generate(self, num: int, steps: int, carry: Any = None,
-                 x_last: Tensor | None = None) -> Tensor:
-        """Sample x_1:T (num, steps, x_dim); from ``carry`` = (a_T, h_T) and ``x_last`` to
-        continue a sequence."""
-        x = next(self.parameters()).new_zeros(num, self.config.x_dim)  # u_1 = 0
-        if x_last is not None:
-            x = x_last
-        h = x.new_zeros(num, self.config.d_dim) if carry is None else carry[1]
-        xs = []
-        for _ in range(steps):
-            z = torch.randn(num, self.z_dim, device=x.device, dtype=x.dtype)  # p(z_t) = N(0, I)
-            h = self.generating(self.generating.context(self.features(x)), z, h)
-            x = self.emission.distribution(self.act(self.emit_in(h))).sample()
-            xs.append(x)
-        return torch.stack(xs, dim=1)
+    def init_generative_state(self, num: int, carry: Any = None) -> Tensor:
+        """h_0 = 0, or the carried h_T of the sequence to continue (carry = (a_T, h_T))."""
+        if carry is None:
+            return next(self.parameters()).new_zeros(num, self.config.d_dim)
+        return carry[1]
+
+    def generative_step(self, h: Tensor, x_prev: Tensor, draw: Draw) -> GenerativeStep:
+        """Step t of the generation of section 3, with u_t = x_{t-1}."""
+        p_loc, p_scale = self.prior(h)  # p(z_t) = N(0, I)
+        z = draw(p_loc, p_scale)
+        h = self.generating(self.generating.context(self.features(x_prev)), z, h)  # [u_t, z_t]
+        emission = self.emission.distribution(self.act(self.emit_in(h)))  # p(x_t | h_t)
+        return GenerativeStep(z, p_loc, p_scale, emission, h)

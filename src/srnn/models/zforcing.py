@@ -17,11 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 from torch.distributions import Normal
 
-from srnn.models.base import Batch, LatentConfig, StateSpaceModel, StepParams, per_step
+from srnn.models.base import (
+    Batch,
+    Draw,
+    GenerativeStep,
+    LatentConfig,
+    StateSpaceModel,
+    StepParams,
+    per_step,
+)
 from srnn.nn.emissions import make_emission
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU, SplitInputGRUCell
@@ -107,16 +114,20 @@ class ZForcing(StateSpaceModel):
     def final_carry(self, h: Tensor, pre: ZForcingPre) -> Tensor:
         return h.detach()
 
-    @torch.no_grad()
-    def generate(self, num: int, steps: int, carry: Tensor | None = None,
-                 x_last: Tensor | None = None) -> Tensor:
-        """Sample x_1:T (num, steps, x_dim); from ``carry`` = h_T to continue a sequence."""
+    def init_generative_state(self, num: int, carry: Tensor | None = None
+                              ) -> tuple[Tensor, Tensor | None]:
+        """(h_0, None) before step 1: h_0 = 0, or the carried h_T of the sequence to continue."""
         h = next(self.parameters()).new_zeros(num, self.config.d_dim) if carry is None else carry
-        xs = []
-        for _ in range(steps):
-            p_loc, p_scale = self.prior(h)
-            z = p_loc + p_scale * torch.randn_like(p_loc)
-            x = self.emission.distribution(self.act(self.dec_in(z, h))).sample()
-            h = self.cell(self.cell.context(self.features(x)), z, h)
-            xs.append(x)
-        return torch.stack(xs, dim=1)
+        return h, None
+
+    def generative_step(self, state: tuple[Tensor, Tensor | None], x_prev: Tensor, draw: Draw
+                        ) -> GenerativeStep:
+        """Step t of the generation. The state is (h_{t-2}, z_{t-1}): the GRU update of step
+        t - 1 needs x_{t-1}, so it runs here; before step 1 it is (h_0, None)."""
+        h, z_prev = state
+        if z_prev is not None:
+            h = self.cell(self.cell.context(self.features(x_prev)), z_prev, h)  # [x_t-1, z_t-1]
+        p_loc, p_scale = self.prior(h)  # p(z_t | h_{t-1})
+        z = draw(p_loc, p_scale)
+        emission = self.emission.distribution(self.act(self.dec_in(z, h)))  # p(x_t | z_t, h_t-1)
+        return GenerativeStep(z, p_loc, p_scale, emission, (h, z))

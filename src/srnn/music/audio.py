@@ -1,5 +1,5 @@
 """MIDI files to WAV audio: FluidSynth with a General MIDI sound font where installed,
-otherwise a small additive synthesiser in numpy (written with the ``wave`` module)."""
+otherwise a small additive synthesiser in numpy (written by :func:`srnn.data.wav.write_wav`)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
 
+from srnn.data.wav import write_wav
 from srnn.errors import ConfigError, DataError
-from srnn.io import atomic_write
 
 log = logging.getLogger("srnn.music.audio")
 
@@ -106,20 +105,6 @@ def synthesize(pm: pretty_midi.PrettyMIDI, sample_rate: int = 22050) -> np.ndarr
     if peak > 0:
         out *= PEAK / peak
     return out
-
-
-def write_wav(samples: np.ndarray, wav_path: str | os.PathLike[str], sample_rate: int) -> None:
-    """Write float samples in [-1, 1] as 16-bit PCM mono, atomically."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).round().astype("<i2")
-
-    def write(f) -> None:
-        with wave.open(f, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(sample_rate)
-            w.writeframes(pcm.tobytes())
-
-    atomic_write(wav_path, write)
 
 
 def _render_fluidsynth(midi_path: Path, wav_path: Path, sample_rate: int, gain: float,

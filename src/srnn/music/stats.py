@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from srnn.data.music import LOWEST_MIDI, PITCHES
+from srnn.data.pianoroll import LOWEST_MIDI, PITCHES
 
 MAX_POLYPHONY = 8  # the polyphony histogram's last bin counts steps with >= 8 notes
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

@@ -1,4 +1,12 @@
-"""SRNN shapes, masks, the analytic KL, precomputation and carried state."""
+"""SRNN itself (Fraccaro et al., 2016): checks of the paper's equations and of the SRNN's own
+options, on the tiny SRNN of conftest.
+
+Smoothing and filtering inference (eq. 10) with and without Res_q (eq. 12), the closed-form KL
+of the ELBO (eq. 6) against its Monte-Carlo estimate, padding and batch mates never changing a
+result (the backward GRU starts at each sequence's own last step), the forward state d_t
+(eq. 1-2) carried across windows and never dropped out, and samples. Properties every model of
+``srnn.models.MODELS`` shares (SRNN included) are in test_models.py.
+"""
 
 from __future__ import annotations
 

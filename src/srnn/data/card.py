@@ -1,0 +1,152 @@
+"""The data card: what a run keeps of its data set (``data.json`` in the run directory).
+
+Enough to turn model outputs back into music or audio without the data files. As JSON::
+
+    {"name": "jsb", "protocol": "canonical", "time_step": "quarter note", "binary": true,
+     "dim": 88, "grid": {"kind": "beats", "steps_per_beat": 1, "label": "quarter note"},
+     "modality": "music"}
+
+``grid`` is :meth:`srnn.data.grid.Grid.to_dict`, ``modality`` one of "music", "speech",
+"other". A speech set adds ``rate`` (Hz), ``frame_size`` (samples per frame), ``normaliser``
+(``{"mean", "std"}`` of the training samples) and ``permute_seed`` (the frame permutation's
+seed, or null): :class:`SpeechInfo` (``DataCard.speech``; ``None`` where the card has none).
+
+:func:`data_card` builds the card of a :class:`~srnn.data.sequences.SequenceDataset`;
+:func:`read_card` turns a card back into a typed :class:`DataCard`. Cards written before grids
+and modalities were recorded lack ``grid`` and ``modality``: they are then taken from the
+registry entry of the run's data set name (``config.json``'s ``dataset``), as the samplers did
+then; the ``time_step`` text is never parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from srnn.data.grid import Grid
+from srnn.data.sequences import MODALITIES, Modality, SequenceDataset
+from srnn.data.speech import Normaliser, decode
+from srnn.errors import ConfigError, DataError
+
+SPEECH_KEYS = ("rate", "frame_size", "normaliser", "permute_seed")
+
+
+@dataclass(frozen=True)
+class SpeechInfo:
+    """What turns a speech model's frames back into a waveform (see :func:`decode`)."""
+
+    rate: int
+    frame_size: int
+    normaliser: Normaliser
+    permute_seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rate": self.rate, "frame_size": self.frame_size,
+                "normaliser": self.normaliser.to_dict(), "permute_seed": self.permute_seed}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "data card") -> SpeechInfo:
+        """The speech fields of a card or of a speech set's ``info``; a missing or bad one is a
+        :class:`ConfigError` naming ``where``."""
+        missing = [k for k in ("rate", "frame_size", "normaliser") if k not in d]
+        if missing:
+            raise ConfigError(f"{where}: a speech set's card needs {', '.join(missing)}")
+        rate, size, seed = d["rate"], d["frame_size"], d.get("permute_seed")
+        for key, value in (("rate", rate), ("frame_size", size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ConfigError(f"{where}: permute_seed must be an integer or null, got {seed!r}")
+        try:
+            normaliser = Normaliser.from_dict(d["normaliser"])
+        except DataError as e:
+            raise ConfigError(f"{where}: {e}") from e
+        return cls(rate=rate, frame_size=size, normaliser=normaliser, permute_seed=seed)
+
+    def decode(self, frames: np.ndarray) -> np.ndarray:
+        """The waveform of model frames ``(T, frame_size)``: permutation undone, normalisation
+        inverted, unframed."""
+        return decode(frames, self.to_dict())
+
+
+@dataclass(frozen=True)
+class DataCard:
+    """A run's data card, typed (see the module docstring). ``binary`` and ``dim`` are
+    ``None`` for a run written before cards existed (no ``data.json``)."""
+
+    name: str
+    protocol: str
+    time_step: str
+    grid: Grid
+    modality: Modality
+    binary: bool | None = None
+    dim: int | None = None
+    speech: SpeechInfo | None = None
+
+    @classmethod
+    def of(cls, data: SequenceDataset) -> DataCard:
+        """The card of a loaded data set."""
+        speech = None
+        if data.modality == Modality.SPEECH and all(k in data.info for k in SPEECH_KEYS[:3]):
+            speech = SpeechInfo.from_dict(data.info, f"data set {data.name!r}")
+        return cls(name=data.name, protocol=data.protocol, time_step=data.time_step,
+                   grid=data.grid, modality=data.modality, binary=data.binary, dim=data.dim,
+                   speech=speech)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as JSON (the keys of the module docstring)."""
+        out: dict[str, Any] = {"name": self.name, "protocol": self.protocol,
+                               "time_step": self.time_step, "binary": self.binary,
+                               "dim": self.dim, "grid": self.grid.to_dict(),
+                               "modality": self.modality.value}
+        if self.speech is not None:
+            out.update(self.speech.to_dict())
+        return out
+
+
+def data_card(data: SequenceDataset) -> dict[str, Any]:
+    """The card of ``data`` as JSON, for ``data.json``."""
+    return DataCard.of(data).to_dict()
+
+
+def read_card(card: Mapping[str, Any] | None, dataset: str,
+              where: str = "data.json") -> DataCard:
+    """The typed card of a ``data.json`` (``card``, ``{}`` or ``None`` when the run has none)
+    of a run trained on ``dataset`` (its config's data set name).
+
+    A card without ``grid`` or ``modality`` (written by an older version) takes them from the
+    registry entry of ``dataset``, as do the ``name``, ``protocol`` and ``time_step`` of a run
+    with no card at all; a name the registry does not know is then a :class:`DataError`. A card
+    that is not a JSON object, or has a bad field, is a :class:`ConfigError` naming ``where``.
+    """
+    card = {} if card is None else card
+    if not isinstance(card, Mapping):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(card).__name__}")
+    known = {k: card[k] for k in ("protocol", "time_step", "grid", "modality") if k in card}
+    if len(known) < 4:  # an older card, or none: what the registry knows of the name
+        from srnn.data.registry import lookup
+
+        entry = lookup(dataset)
+        known = {"protocol": entry.protocol, "time_step": entry.time_step, "grid": entry.grid,
+               "modality": entry.modality, **known}
+    grid = known["grid"]
+    if not isinstance(grid, Grid):
+        grid = Grid.from_dict(grid, f"{where}: grid")
+    if known["modality"] not in MODALITIES:
+        raise ConfigError(f"{where}: modality must be one of {', '.join(MODALITIES)}, got "
+                          f"{known['modality']!r}")
+    modality = Modality(known["modality"])
+    speech = None
+    if modality == Modality.SPEECH and any(k in card for k in SPEECH_KEYS):
+        speech = SpeechInfo.from_dict(card, where)
+    binary, dim = card.get("binary"), card.get("dim")
+    if binary is not None and not isinstance(binary, bool):
+        raise ConfigError(f"{where}: binary must be true or false, got {binary!r}")
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
+        raise ConfigError(f"{where}: dim must be a positive integer, got {dim!r}")
+    return DataCard(name=str(card.get("name", dataset)), protocol=str(known["protocol"]),
+                    time_step=str(known["time_step"]), grid=grid, modality=modality,
+                    binary=binary, dim=dim, speech=speech)

@@ -1,0 +1,48 @@
+"""Binary piano rolls: their pitch range and the key finding that transposes them to C.
+
+A piano roll is a (T, 88) array, one column per piano key: column ``c`` is MIDI note
+``LOWEST_MIDI + c``, from A0 (21) to C8 (108). Every reader and writer of rolls (the music
+sets, MIDI files, plots, statistics) takes these constants from here.
+
+Keys are found as in music21's ``Stream.analyze('key')``: a 12-bin pitch-class histogram
+(weighted by note length) correlated (Pearson) with the Aarden-Essen major and minor key
+profiles rotated to each tonic; :func:`shift_to_c` then gives the smallest transposition
+(-6..+5 semitones) that moves the tonic onto C.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PITCHES = 88
+LOWEST_MIDI = 21  # column 0 of a piano roll is MIDI note 21 (A0) ...
+HIGHEST_MIDI = LOWEST_MIDI + PITCHES - 1  # ... and column 87 is 108 (C8)
+
+# Aarden-Essen key profiles (as in music21.analysis.discrete.AardenEssen), index 0 = tonic.
+AARDEN_ESSEN_MAJOR = np.array([17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587,
+                               0.291248, 22.062, 0.145624, 8.15494, 0.232998, 4.95122])
+AARDEN_ESSEN_MINOR = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362,
+                               0.702494, 18.6161, 4.56621, 1.93186, 7.37619, 1.75623])
+
+
+def find_key(histogram: np.ndarray) -> tuple[int, str]:
+    """Tonic pitch class (0 = C) and mode of a 12-bin pitch-class histogram.
+
+    The key whose rotated Aarden-Essen profile correlates best with the histogram (major
+    before minor, lower tonic first on ties).
+    """
+    hist = np.asarray(histogram, dtype=np.float64)
+    best = (-np.inf, 0, "major")
+    if hist.std() == 0:
+        return 0, "major"
+    for mode, profile in (("major", AARDEN_ESSEN_MAJOR), ("minor", AARDEN_ESSEN_MINOR)):
+        for tonic in range(12):
+            r = float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1])
+            if r > best[0]:
+                best = (r, tonic, mode)
+    return best[1], best[2]
+
+
+def shift_to_c(tonic: int) -> int:
+    """Semitones (in -6..+5) that move pitch class ``tonic`` onto C."""
+    return (-tonic + 6) % 12 - 6
