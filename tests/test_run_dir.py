@@ -149,3 +149,40 @@ def test_a_sweep_folder_is_refused_to_another_sweep(tmp_path) -> None:
     with pytest.raises(ConfigError, match="holds another reproduction .experiment 'poster'"):
         with sweep_folder(tmp_path, "reproduction", {"experiment": "table2"}):
             pass
+
+
+def test_a_run_written_before_data_cards_had_grids_still_samples_and_plots(data_dir, tmp_path,
+                                                                            capsys) -> None:
+    """A run directory as the previous version wrote it (its data.json without grid and
+    modality) gives the same samples, reconstruction, plots and evaluation as a current one."""
+    new = tmp_path / "new"
+    assert main(["train", "--dataset", "jsb", "--subset", "6", "--data-dir", str(data_dir),
+                 "--out", str(new), "--epochs", "1", *TINY]) == 0
+    old = tmp_path / "old"
+    old.mkdir()
+    for p in new.iterdir():
+        if p.is_file():
+            (old / p.name).write_bytes(p.read_bytes())
+    card = json.loads((new / "data.json").read_text())
+    assert card["grid"]["steps_per_beat"] == 1 and card["modality"] == "music"
+    (old / "data.json").write_text(json.dumps(
+        {k: card[k] for k in ("name", "protocol", "time_step", "binary", "dim")}))
+    outputs = {}
+    for run in (new, old):
+        primer = tmp_path / "primer.mid"
+        assert main(["data", "export", "jsb", "--data-dir", str(data_dir), "--steps", "12",
+                     "--out", str(primer)]) == 0
+        assert main(["sample", str(run), "--out", str(run / "s.mid"), "--length", "8",
+                     "--primer", str(primer)]) == 0
+        assert main(["reconstruct", str(run), "--input", str(primer),
+                     "--out", str(run / "r.mid")]) == 0
+        assert main(["plot", str(run), "--out", str(run / "plots"), "--num", "2",
+                     "--data-dir", str(data_dir)]) == 0
+        capsys.readouterr()
+        assert main(["evaluate", str(run), "--data-dir", str(data_dir)]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        stats = json.loads((run / "plots" / "sample_stats.json").read_text())
+        stats.pop("run")  # the folder's name
+        outputs[run.name] = ((run / "s.mid").read_bytes(), (run / "r.mid").read_bytes(), stats,
+                             (run / "plots" / "rolls.png").read_bytes(), printed["elbo_per_step"])
+    assert outputs["old"] == outputs["new"]

@@ -75,8 +75,7 @@ def rolls_from_notes(
     every sequence, concatenated (sequence by sequence, step by step, ascending pitch within a
     step); ``step_sizes`` the number of notes sounding at each step (0: a silent step), so it
     adds up to ``len(notes)``; ``seq_lengths`` the number of steps of each sequence, adding up
-    to ``len(step_sizes)``. (For developers, ``../shared/data/README.md`` describes the files
-    of the shared data directory and their statistics.)
+    to ``len(step_sizes)``.
 
     Checked: 1-D integer arrays; notes within MIDI 21..108; 0..88 notes per step; step and
     note counts that add up; at least one sequence, each of at least ``min_steps`` steps (the

@@ -312,13 +312,12 @@ def load_fsdd(
     columns ``file`` (path relative to ``root``, e.g. ``recordings/0_george_0.wav``),
     ``speaker``, ``digit``, ``index`` (0-49, the recording's number for its speaker and digit)
     and ``split`` (``test`` for index 0-4, else ``train``), and optionally ``num_samples``;
-    other columns are ignored. (For developers, ``../shared/data/README.md`` describes the
-    shared copy.) Split (fixed, stratified by speaker and digit): test = recordings with
-    index 0-4 (the official test set, 300 files; the ``split`` column of ``files.csv`` must
+    other columns are ignored. Split (fixed, stratified by speaker and digit): test = recordings
+    with index 0-4 (the official test set, 300 files; the ``split`` column of ``files.csv`` must
     agree), valid = index 5-9 (300 files: 5 per speaker and digit), train = index 10-49 (2,400
     files). Each split is sorted by (speaker, digit, index). Every file must be 8 kHz mono and
-    hold the ``num_samples`` of ``files.csv`` where that column is present. ``limit`` keeps
-    only the first ``limit`` files of each split (for quick runs and tests).
+    hold the ``num_samples`` of ``files.csv`` where that column is present. ``limit`` keeps only
+    the first ``limit`` files of each split (for quick runs and tests).
     """
     root = fsdd_path() if root is None else Path(root).expanduser()
     rows = _fsdd_rows(root)

@@ -121,6 +121,9 @@ class RunDirectory:
         return self.path / name
 
     # -- state --------------------------------------------------------------------------
+    def holds_config(self) -> bool:
+        return self.file(CONFIG).is_file()
+
     def holds_run(self) -> bool:
         """Whether a run has written here (its settings, metrics, checkpoints or results)."""
         return any(self.file(n).is_file() for n in (CONFIG, METRICS, RESULTS, BEST, LAST))

@@ -35,7 +35,7 @@ from srnn.train import distributed
 from srnn.train.checkpoint import BEST, LAST, EpochProgress, Progress, TrainingState
 from srnn.train.config import EXTENDABLE, RunConfig, TrainConfig
 from srnn.train.objectives import EpochSums, make_objective
-from srnn.train.run_dir import RunDirectory
+from srnn.train.run_dir import CONFIG, RunDirectory
 from srnn.train.schedules import KLAnnealing, lr_at_epoch
 
 log = logging.getLogger("srnn.train")
@@ -82,7 +82,7 @@ def load_model(run_dir: str | os.PathLike[str], which: str = BEST
     try:
         model = build_model(cfg.model, **cfg.model_options)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{run.file('config.json')}: {e}") from e
+        raise ConfigError(f"{run.file(CONFIG)}: {e}") from e
     model.load_state_dict(run.load_checkpoint(which)["model"])
     return model, cfg
 
@@ -398,7 +398,7 @@ def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
                     train=TrainConfig(**train_options),
                     data_dir=str(data_dir) if data_dir else None)
     run = RunDirectory(out)
-    if resume and run.file("config.json").is_file():
+    if resume and run.holds_config():
         # The saved settings win; only the stopping rules may be extended on resume.
         saved = run.config()
         for key in EXTENDABLE:
