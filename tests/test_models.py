@@ -31,7 +31,7 @@ NAMES = list(MODELS)
 def tiny_options(name: str, **kw) -> dict:
     """Small sizes for model ``name`` (only the options its config has)."""
     sizes = dict(x_dim=6, z_dim=3, d_dim=8, a_dim=7, hidden=10, feature_layers=1,
-                 feature_dim=9, emission_hidden=5)
+                 feature_dim=9, emission_hidden=5, h_dim=6)
     fields = MODELS[name].config.__dataclass_fields__
     return {k: v for k, v in {**sizes, **kw}.items() if k in fields}
 
@@ -93,7 +93,8 @@ def test_gradients_reach_every_parameter(name: str, emission: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_training_improves_the_validation_bound(tmp_path, name: str) -> None:
-    opts = tiny_options(name, d_dim=16, a_dim=16, hidden=24, feature_dim=16, emission_hidden=16)
+    opts = tiny_options(name, d_dim=16, a_dim=16, hidden=24, feature_dim=16, emission_hidden=16,
+                        h_dim=64)
     opts.pop("x_dim")
     cfg = RunConfig(dataset="synthetic", model=name, model_options=opts,
                     train=TrainConfig(epochs=5, batch_size=8, lr=3e-3, kl_epochs=2,
@@ -200,6 +201,24 @@ def test_vrnn_i_has_a_standard_normal_prior() -> None:
     assert (prm.p_loc == 0).all() and (prm.p_scale == 1).all()
     assert (tiny("vrnn").step(torch.randn(2, 8), 0, tiny("vrnn").precompute(
         batch_from(random_rolls(2, (4, 5))))).p_scale != 1).any()
+
+
+def test_dai_srnn_prior_reads_only_the_past_and_neither_reads_earlier_z() -> None:
+    """p(z_t | x_<t) and q(z_t | v_{t-1}, b_t): the same whatever the state h (so whatever
+    z_<t), and the prior at t unchanged when x_t, ..., x_T change."""
+    m = tiny("srnn-dai")
+    rolls = random_rolls(2, (6, 7))
+    pre = m.precompute(batch_from(rolls))
+    a, b = (m.step(torch.randn(2, m.config.h_dim), 3, pre) for _ in range(2))
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v)
+    changed = [r.copy() for r in rolls]
+    for r in changed:
+        r[3:] = 1 - r[3:]  # flip x_4 onwards (steps 3, 4, ... counted from 0)
+    pre2 = m.precompute(batch_from(changed))
+    torch.testing.assert_close(pre2.p_loc[:, :4], pre.p_loc[:, :4])  # reads x_<t only
+    assert not torch.allclose(pre2.p_loc[:, 4:], pre.p_loc[:, 4:])
+    assert not torch.allclose(pre2.q_loc[:, :4], pre.q_loc[:, :4])  # q reads the future
 
 
 def test_zforcing_auxiliary_cost() -> None:

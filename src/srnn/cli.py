@@ -39,6 +39,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="size of the forward recurrent state (d_t, h_t) (SRNN: 300)")
     g.add_argument("--a-dim", type=int,
                    help="size of the inference recurrent state (a_t, b_t) (SRNN: 300)")
+    g.add_argument("--h-dim", type=int,
+                   help="srnn-dai: size of the state h_t the emission reads (300)")
     g.add_argument("--hidden", type=int, help="hidden units of each MLP (SRNN: 500)")
     g.add_argument("--feature-layers", type=int,
                    help="layers of the feature network on x and u; 0 feeds raw x and u (SRNN: 2)")
@@ -67,8 +69,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def model_options_from_args(a: argparse.Namespace) -> dict:
     """The model options set on the command line (flags only when given)."""
-    names = ("z_dim", "d_dim", "a_dim", "hidden", "feature_layers", "feature_dim", "emission",
-             "mixtures", "activation", "dropout", "aux_weight", "emission_hidden", "init")
+    names = ("z_dim", "d_dim", "a_dim", "h_dim", "hidden", "feature_layers", "feature_dim",
+             "emission", "mixtures", "activation", "dropout", "aux_weight", "emission_hidden",
+             "init")
     out = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
     if a.filtering:
         out["smoothing"] = False
@@ -238,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
                         "interrupted ones resume when the command is run again.")
     co.add_argument("--dataset", default="bach", help=DATASET_HELP + " (default: bach)")
     co.add_argument("--models", default="srnn,vrnn,vrnn-i,storn,rnn,zforcing,dmm",
-                    help="comma-separated model names (default: all seven)")
+                    help="comma-separated model names (default: all but srnn-dai)")
     co.add_argument("--out", required=True, metavar="DIR", help="directory to write")
     co.add_argument("--jobs", type=int, default=1, help="models trained at once (1)")
     co.add_argument("--threads", type=int, default=None,

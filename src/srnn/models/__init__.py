@@ -13,6 +13,7 @@ from srnn.models.base import (
     StateSpaceModel,
     StepParams,
 )
+from srnn.models.dai_srnn import DaiSRNN, DaiSRNNConfig
 from srnn.models.dmm import DMM, DMMConfig
 from srnn.models.rnn import RNN, RNNConfig
 from srnn.models.srnn import SRNN, SRNNConfig
@@ -38,9 +39,11 @@ MODELS: dict[str, ModelSpec] = {
     "rnn": ModelSpec(RNN, RNNConfig, {}),
     "zforcing": ModelSpec(ZForcing, ZForcingConfig, {}),
     "dmm": ModelSpec(DMM, DMMConfig, {}),
+    "srnn-dai": ModelSpec(DaiSRNN, DaiSRNNConfig, {}),
 }
 
-__all__ = ["DMM", "MODELS", "RNN", "SRNN", "STORN", "VRNN", "Batch", "DMMConfig",
+__all__ = ["DMM", "MODELS", "RNN", "SRNN", "STORN", "VRNN", "Batch", "DMMConfig", "DaiSRNN",
+           "DaiSRNNConfig",
            "GeneratedPath", "GenerativeStep", "ModelSpec", "RNNConfig", "SRNNConfig",
            "STORNConfig", "SequenceModel", "StateSpaceModel", "StepParams", "VRNNConfig",
            "ZForcing", "ZForcingConfig", "build_model", "model_config", "model_fields"]
