@@ -1,7 +1,8 @@
 """Training and evaluation throughput of every model, as a fraction of this machine's matmul peak.
 
-For each model (its default, paper-size configuration: 88 notes, Bernoulli emission), batch size
-and thread count, a fresh process measures: the fp32 matmul rate (the peak, median of several
+For each model (its default, paper-size configuration: 88 notes), emission (``--emissions``:
+bernoulli by default; made, nade: the autoregressive emissions at their default sizes), batch
+size and thread count, a fresh process measures: the fp32 matmul rate (the peak, median of several
 shapes' best), the model's FLOPs per time step (counted by ``torch.utils.flop_counter`` for one
 training update and one evaluation), the median time of training updates (forward, backward,
 gradient clipping, Adam) and of evaluations (forward, no gradient) after warm-up, time steps
@@ -9,9 +10,9 @@ per second, model FLOP/s and their fraction of the peak, and the process's peak 
 peak is measured before and after the model and the larger value is used, so the fraction
 compares like with like on a machine whose load changes.
 
-    python -m benchmarks.throughput [--models srnn,vrnn,storn,rnn] [--batch 16,64]
-        [--threads 1,2] [--steps 100] [--repeats 7] [--device cpu|cuda] [--epoch jsb]
-        [--out FILE.json]
+    python -m benchmarks.throughput [--models srnn,vrnn,storn,rnn] [--emissions bernoulli]
+        [--batch 16,64] [--threads 1,2] [--steps 100] [--repeats 7] [--device cpu|cuda]
+        [--epoch jsb] [--out FILE.json]
 
 ``--epoch jsb`` also times training epochs of the paper-size SRNN on canonical JSB (the trainer's
 loop, best of two after a warm-up epoch) against the time the epoch's FLOPs (each batch at its
@@ -72,13 +73,15 @@ def _batch(b: int, steps: int, x_dim: int, device: str):
     return Batch(x, u, torch.ones(b, steps)).to(device)
 
 
-def workload(model_name: str, batch_size: int, steps: int, device: str):
-    """The paper-size model, a random piano-roll batch, and the two timed passes: a training
-    update (forward, backward, clipping, Adam) and an evaluation (forward, no gradient)."""
+def workload(model_name: str, batch_size: int, steps: int, device: str,
+             emission: str = "bernoulli"):
+    """The paper-size model with ``emission``, a random piano-roll batch, and the two timed
+    passes: a training update (forward, backward, clipping, Adam) and an evaluation (forward,
+    no gradient)."""
     from srnn.bounds import elbo_terms
     from srnn.models import build_model
 
-    model = build_model(model_name, x_dim=88).to(device)
+    model = build_model(model_name, x_dim=88, emission=emission).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
     batch = _batch(batch_size, steps, 88, device)
     n = batch_size * steps
@@ -98,7 +101,7 @@ def workload(model_name: str, batch_size: int, steps: int, device: str):
 
 
 def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats: int,
-            device: str) -> dict[str, Any]:
+            device: str, emission: str = "bernoulli") -> dict[str, Any]:
     """One configuration, in the calling process."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -106,7 +109,7 @@ def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats:
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     peak_before = matmul_peak(device)
-    model, update, evaluate = workload(model_name, batch_size, steps, device)
+    model, update, evaluate = workload(model_name, batch_size, steps, device, emission)
     n = batch_size * steps
 
     with FlopCounterMode(display=False) as fc:
@@ -133,8 +136,8 @@ def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats:
     peak_after = matmul_peak(device)
     peak = max(peak_before["peak"], peak_after["peak"])
     out = {
-        "model": model_name, "batch": batch_size, "steps": steps, "threads": threads,
-        "device": device, "parameters": model.num_parameters(),
+        "model": model_name, "emission": emission, "batch": batch_size, "steps": steps,
+        "threads": threads, "device": device, "parameters": model.num_parameters(),
         "train_mflop_per_step": train_flops / 1e6, "eval_mflop_per_step": eval_flops / 1e6,
         "train_seconds_median": t_train, "eval_seconds_median": t_eval,
         "train_steps_per_s": n / t_train, "eval_steps_per_s": n / t_eval,
@@ -199,15 +202,32 @@ def epoch_time(dataset: str, threads: int, device: str,
             / flops}
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| model | batch | threads | train steps/s | MFLOP/step | train GFLOP/s | "
-            "of peak | eval steps/s | eval of peak | peak GFLOP/s | memory MiB |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """``train_time_ratio`` / ``eval_time_ratio``: each row's median update / evaluation time
+    over that of the Bernoulli emission's row of the same model, batch and threads (when
+    measured)."""
+    base = {(r["model"], r["batch"], r["threads"]): r for r in rows
+            if r["emission"] == "bernoulli"}
     for r in rows:
+        b = base.get((r["model"], r["batch"], r["threads"]))
+        if b is not None:
+            r["train_time_ratio"] = r["train_seconds_median"] / b["train_seconds_median"]
+            r["eval_time_ratio"] = r["eval_seconds_median"] / b["eval_seconds_median"]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| model | emission | batch | threads | train steps/s | MFLOP/step | train GFLOP/s | "
+            "of peak | train time / bernoulli | eval steps/s | eval of peak | peak GFLOP/s | "
+            "memory MiB |")
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = r.get("train_time_ratio")
         lines.append(
-            f"| {r['model']} | {r['batch']} | {r['threads']} | {r['train_steps_per_s']:,.0f} | "
+            f"| {r['model']} | {r['emission']} | {r['batch']} | "
+            f"{r['threads']} | {r['train_steps_per_s']:,.0f} | "
             f"{r['train_mflop_per_step']:.1f} | {r['train_gflops']:.1f} | "
-            f"{100 * r['train_fraction_of_peak']:.0f} % | {r['eval_steps_per_s']:,.0f} | "
+            f"{100 * r['train_fraction_of_peak']:.0f} % | "
+            f"{'–' if ratio is None else f'{ratio:.2f}x'} | {r['eval_steps_per_s']:,.0f} | "
             f"{100 * r['eval_fraction_of_peak']:.0f} % | {r['peak_gflops']:.1f} | "
             f"{r['peak_memory_mib']:.0f} |")
     return "\n".join(lines)
@@ -216,6 +236,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="srnn,vrnn,storn,rnn")
+    ap.add_argument("--emissions", default="bernoulli",
+                    help="comma-separated emissions, each measured for every model")
     ap.add_argument("--batch", default="16,64")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--steps", type=int, default=100)
@@ -226,16 +248,17 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default="benchmarks/throughput.json")
     a = ap.parse_args()
-    configs = [(m, int(b), a.steps, int(t), a.repeats, a.device)
-               for m in a.models.split(",") for b in a.batch.split(",")
-               for t in a.threads.split(",")]
+    configs = [(m, int(b), a.steps, int(t), a.repeats, a.device, e)
+               for m in a.models.split(",") for e in a.emissions.split(",")
+               for b in a.batch.split(",") for t in a.threads.split(",")]
     rows = []
     ctx = mp.get_context("spawn")
     for cfg in configs:  # one fresh process each: clean peak memory, no warm caches between
         with ctx.Pool(1) as pool:
             rows.append(pool.apply(_measure_star, (cfg,)))
         r = rows[-1]
-        print(f"{r['model']:6s} batch {r['batch']:3d} threads {r['threads']}: train "
+        print(f"{r['model']:6s} {r['emission']:9s} batch {r['batch']:3d} threads "
+              f"{r['threads']}: train "
               f"{r['train_steps_per_s']:8.0f} steps/s ({100 * r['train_fraction_of_peak']:.0f} "
               f"% of {r['peak_gflops']:.0f} GFLOP/s), eval {r['eval_steps_per_s']:8.0f} steps/s "
               f"({100 * r['eval_fraction_of_peak']:.0f} %)", flush=True)
@@ -247,6 +270,7 @@ def main() -> None:
         print(f"{a.epoch} epoch, {t} threads: {e['epoch_seconds']:.1f} s, "
               f"{e['ratio_to_peak_time']:.2f}x the {e['seconds_at_peak']:.1f} s its "
               f"{e['epoch_gflop']:.0f} GFLOP need at {e['peak_gflops']:.0f} GFLOP/s", flush=True)
+    add_ratios(rows)
     print()
     print(table(rows))
     info = {"torch": torch.__version__, "machine": platform.machine(),

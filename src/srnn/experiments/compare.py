@@ -23,6 +23,7 @@ from srnn.experiments.report import result_row
 from srnn.experiments.sizes import count_parameters, match_parameters
 from srnn.io import atomic_write, write_json
 from srnn.models import MODELS, model_fields
+from srnn.nn.emissions import check_emission_fits
 
 log = logging.getLogger("srnn.compare")
 
@@ -48,6 +49,10 @@ def plan(models: list[str], x_dim: int, binary: bool, match: bool = True,
         bad = sorted(set(opts) - set(model_fields(m)))
         if bad:
             raise ConfigError(f"model {m!r} has no option(s) {', '.join(bad)}")
+        try:
+            check_emission_fits(opts.get("emission", "bernoulli"), binary, "the data set")
+        except ValueError as e:
+            raise ConfigError(f"model {m!r}: {e}") from e
         out[m] = opts
     if match:
         if target is None:

@@ -50,8 +50,11 @@ class ModelConfig:
     """Options every model has; each model's config adds its own sizes and switches."""
 
     x_dim: int = 88  # data dimension (set from the data)
-    emission: str = "bernoulli"  # bernoulli, gauss or gmm
+    emission: str = "bernoulli"  # bernoulli, made, nade (binary x) or gauss, gmm (real x)
     mixtures: int = 5  # components of a gmm emission
+    ar_order: str = "ascending"  # made, nade: order of x_t's values (descending, random:SEED)
+    ar_hidden: int = 0  # made, nade: hidden units (0: the emission's default, 500 / 100)
+    ar_layers: int = 1  # made: masked hidden layers
     activation: str = "clipped_leaky_relu"
     init: str = "paper"  # "paper" (Glorot-normal, orthogonal GRUs) or "torch" (PyTorch defaults)
 

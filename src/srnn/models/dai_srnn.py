@@ -32,7 +32,7 @@ from srnn.models.base import (
     per_step,
     x_and_u_features,
 )
-from srnn.nn.emissions import make_emission
+from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, MLPGaussian, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU, SplitInputGRUCell
 from srnn.nn.step_linear import StepLinear
@@ -80,7 +80,7 @@ class DaiSRNN(StateSpaceModel):
                                      c.min_std)
         self.cell = SplitInputGRUCell(c.d_dim, c.z_dim, c.h_dim)  # h_t = GRU([v_{t-1}, z_t])
         self.emit_in = StepLinear(c.h_dim, c.hidden)
-        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        self.emission = emission_from_config(c, c.hidden)
         apply_init_(self, c.init)
 
     # -- everything that does not depend on z, for all time steps at once ------------------

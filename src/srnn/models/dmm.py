@@ -33,7 +33,7 @@ from srnn.models.base import (
     StepParams,
     per_step,
 )
-from srnn.nn.emissions import make_emission
+from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, GaussianHead, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
 from srnn.nn.step_linear import StepLinear
@@ -88,7 +88,7 @@ class DMM(StateSpaceModel):
         self.z_0 = nn.Parameter(torch.zeros(c.z_dim))
         self.transition = GatedTransition(c.z_dim, c.hidden, c.activation, c.min_std)
         self.emitter = MLP(c.z_dim, c.emission_hidden, 2, c.activation)  # p(x_t | z_t)
-        self.emission = make_emission(c.emission, self.emitter.out_dim, c.x_dim, c.mixtures)
+        self.emission = emission_from_config(c, self.emitter.out_dim)
         self.backward_rnn = BackwardGRU(c.x_dim, c.a_dim)  # h_t^r over x_t:T
         self.combiner_z = StepLinear(c.z_dim, c.a_dim)
         self.combiner_out = GaussianHead(c.a_dim, c.z_dim, c.min_std)

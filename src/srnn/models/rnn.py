@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from srnn.models.base import Batch, Draw, GenerativeStep, ModelConfig, SequenceModel
-from srnn.nn.emissions import make_emission
+from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, activation, apply_init_
 
 
@@ -42,7 +42,7 @@ class RNN(SequenceModel):
         self.rnn = nn.GRU(self.features.out_dim, c.d_dim, batch_first=True)  # eq. 1-2
         self.emit_in = nn.Linear(c.d_dim, c.hidden)
         self.act = activation(c.activation)
-        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        self.emission = emission_from_config(c, c.hidden)
         apply_init_(self, c.init)
 
     def predictive(self, batch: Batch, carry: Tensor | None = None

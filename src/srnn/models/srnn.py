@@ -29,7 +29,7 @@ from srnn.models.base import (
     per_step,
     x_and_u_features,
 )
-from srnn.nn.emissions import make_emission
+from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU
 
@@ -89,7 +89,7 @@ class SRNN(StateSpaceModel):
         self.post_out = GaussianHead(c.hidden, c.z_dim, c.min_std, c.two_networks)
         # Emission p(x_t | z_t, d_t), eq. 4.
         self.emit_in = SplitInputLinear(c.z_dim, c.d_dim, c.hidden)
-        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        self.emission = emission_from_config(c, c.hidden)
         apply_init_(self, c.init)
 
     # -- everything that does not depend on z, for all time steps at once ------------------

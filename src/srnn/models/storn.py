@@ -26,7 +26,7 @@ from srnn.models.base import (
     per_step,
     x_and_u_features,
 )
-from srnn.nn.emissions import make_emission
+from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, MLPGaussian, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
 
@@ -64,7 +64,7 @@ class STORN(StateSpaceModel):
         self.posterior = MLPGaussian(c.a_dim, c.hidden, c.z_dim, c.activation, c.min_std)
         self.generating = SplitInputGRUCell(f, c.z_dim, c.d_dim)  # h_t = GRU(h, [u_t, z_t])
         self.emit_in = nn.Linear(c.d_dim, c.hidden)
-        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        self.emission = emission_from_config(c, c.hidden)
         apply_init_(self, c.init)
 
     def precompute(self, batch: Batch, carry: Any = None) -> STORNPre:

@@ -27,7 +27,7 @@ from srnn.models.base import (
     StepParams,
     per_step,
 )
-from srnn.nn.emissions import make_emission
+from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
 
@@ -67,7 +67,7 @@ class VRNN(StateSpaceModel):
         self.enc_in = SplitInputLinear(c.d_dim, fx, c.hidden)  # phi_enc([phi_x(x_t), h_{t-1}])
         self.enc_out = GaussianHead(c.hidden, c.z_dim, c.min_std)
         self.dec_in = SplitInputLinear(c.feature_dim, c.d_dim, c.hidden)  # phi_dec(phi_z, h)
-        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        self.emission = emission_from_config(c, c.hidden)
         self.cell = SplitInputGRUCell(fx, c.feature_dim, c.d_dim)  # eq. 7
         apply_init_(self, c.init)
 

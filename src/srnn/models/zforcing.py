@@ -29,7 +29,7 @@ from srnn.models.base import (
     StepParams,
     per_step,
 )
-from srnn.nn.emissions import make_emission
+from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU, SplitInputGRUCell
 
@@ -70,7 +70,7 @@ class ZForcing(StateSpaceModel):
         self.post_out = GaussianHead(c.hidden, c.z_dim, c.min_std)
         self.cell = SplitInputGRUCell(f, c.z_dim, c.d_dim)  # h_t = GRU(h_{t-1}, [x_t, z_t])
         self.dec_in = SplitInputLinear(c.z_dim, c.d_dim, c.hidden)  # p(x_t | z_t, h_{t-1})
-        self.emission = make_emission(c.emission, c.hidden, c.x_dim, c.mixtures)
+        self.emission = emission_from_config(c, c.hidden)
         self.aux = MLPGaussian(c.z_dim, c.hidden, c.a_dim, c.activation, c.min_std)  # p(b_t|z_t)
         apply_init_(self, c.init)
 

@@ -1,7 +1,10 @@
 """Observation models ``p(x_t | features)``: Bernoulli for piano rolls, diagonal Gaussian and
-Gaussian mixture for real values."""
+Gaussian mixture for real values, and the autoregressive MADE and NADE for binary data whose
+values depend on each other within a step (:mod:`srnn.nn.autoregressive`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +17,14 @@ from torch.distributions import (
     Normal,
 )
 
+from srnn.nn.autoregressive import (
+    MADE_HIDDEN,
+    MADE_LAYERS,
+    NADE_HIDDEN,
+    MADEEmission,
+    NADEEmission,
+    Order,
+)
 from srnn.nn.layers import GaussianHead, bounded_std
 from srnn.nn.step_linear import StepLinear
 
@@ -77,16 +88,50 @@ class GMMEmission(nn.Module):
         return self.distribution(h).log_prob(x)
 
 
-EMISSIONS = {"bernoulli": BernoulliEmission, "gauss": GaussianEmission, "gmm": GMMEmission}
+EMISSIONS = {"bernoulli": BernoulliEmission, "gauss": GaussianEmission, "gmm": GMMEmission,
+             "made": MADEEmission, "nade": NADEEmission}
 
 
-def make_emission(name: str, in_dim: int, x_dim: int, mixtures: int = 5) -> nn.Module:
-    """The emission ``name`` (bernoulli, gauss, gmm with ``mixtures`` components)."""
+def make_emission(name: str, in_dim: int, x_dim: int, mixtures: int = 5, *,
+                  ar_order: Order = "ascending", ar_hidden: int | None = None,
+                  ar_layers: int = MADE_LAYERS) -> nn.Module:
+    """The emission ``name``: bernoulli, gauss, gmm with ``mixtures`` components, or the
+    autoregressive made / nade over x_t in the order ``ar_order`` (ascending, descending,
+    random:SEED), with ``ar_hidden`` units (default: MADE_HIDDEN for made, NADE_HIDDEN for
+    nade) in ``ar_layers`` masked hidden layers (made only)."""
     if name not in EMISSIONS:
         raise ValueError(f"unknown emission {name!r}; choose one of {', '.join(EMISSIONS)}")
+    if name not in ("made", "nade") and (ar_order != "ascending" or ar_hidden is not None
+                                         or ar_layers != MADE_LAYERS):
+        raise ValueError(f"the {name} emission has no order, hidden units or layers")
+    if name == "made":
+        hidden = MADE_HIDDEN if ar_hidden is None else ar_hidden
+        return MADEEmission(in_dim, x_dim, hidden, ar_layers, ar_order)
+    if name == "nade":
+        if ar_layers != MADE_LAYERS:
+            raise ValueError(f"NADE has one hidden layer; ar_layers={ar_layers} is for made")
+        return NADEEmission(in_dim, x_dim, NADE_HIDDEN if ar_hidden is None else ar_hidden,
+                            ar_order)
     if name == "gmm":
         return GMMEmission(in_dim, x_dim, mixtures)
     return EMISSIONS[name](in_dim, x_dim)
+
+
+def emission_from_config(config: Any, in_dim: int) -> nn.Module:
+    """The emission a model's config names (``emission``, ``x_dim``, ``mixtures`` and the
+    autoregressive ``ar_order``, ``ar_hidden`` (0: the default), ``ar_layers``), reading
+    features of ``in_dim`` units."""
+    return make_emission(config.emission, in_dim, config.x_dim, config.mixtures,
+                         ar_order=config.ar_order, ar_hidden=config.ar_hidden or None,
+                         ar_layers=config.ar_layers)
+
+
+def check_emission_fits(name: str, binary: bool, where: str) -> None:
+    """Raise ``ValueError`` when the emission ``name`` models binary 0/1 data and the data
+    (``where``) is real-valued."""
+    if name in EMISSIONS and EMISSIONS[name].binary and not binary:
+        raise ValueError(f"--emission {name} models binary 0/1 data, but {where} is "
+                         "real-valued: choose gauss or gmm")
 
 
 def validate_targets(x: Tensor, binary: bool, where: str = "batch") -> None:

@@ -31,6 +31,7 @@ from srnn.data.card import data_card
 from srnn.errors import ConfigError, TrainingError
 from srnn.evaluate import evaluate_elbo
 from srnn.models import MODELS, SequenceModel, build_model
+from srnn.nn.emissions import check_emission_fits
 from srnn.train import distributed
 from srnn.train.checkpoint import BEST, LAST, EpochProgress, Progress, TrainingState
 from srnn.train.config import EXTENDABLE, RunConfig, TrainConfig
@@ -65,6 +66,11 @@ def build_from_config(cfg: RunConfig, data: SequenceDataset) -> SequenceModel:
     options.setdefault("x_dim", data.dim)
     if not data.binary:
         options.setdefault("emission", "gauss")
+    try:
+        check_emission_fits(options.get("emission", "bernoulli"), data.binary,
+                            f"data set {cfg.dataset!r}")
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
     try:
