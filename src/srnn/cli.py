@@ -49,14 +49,21 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
     g.add_argument("--emission", choices=list(EMISSIONS),
                    help="p(x_t | ...): bernoulli, made, nade (binary data; made and nade are "
-                        "autoregressive within a step) or gauss, gmm (real values) (default: "
-                        "bernoulli for binary data, gauss otherwise)")
-    g.add_argument("--mixtures", type=int, help="components of a gmm emission (5)")
-    g.add_argument("--ar-order", help="made, nade: the order of a step's values: ascending (low "
-                   "to high pitch), descending or random:SEED (ascending)")
+                        "autoregressive within a step) or gauss, gmm, ar-rnn, delta-random "
+                        "(real values; ar-rnn and delta-random are autoregressive within a "
+                        "step) (default: bernoulli for binary data, gauss otherwise)")
+    g.add_argument("--mixtures", type=int,
+                   help="components of a gmm emission, or of each ar-rnn / delta-random unit (5)")
+    g.add_argument("--ar-order", help="made, nade, ar-rnn: the order of a step's values: "
+                   "ascending (low to high pitch), descending or random:SEED (ascending); "
+                   "delta-random: its split, random:SEED (random:0)")
     g.add_argument("--ar-hidden", type=int,
-                   help="made, nade: hidden units (0: 500 for made, 100 for nade)")
-    g.add_argument("--ar-layers", type=int, help="made: masked hidden layers (1)")
+                   help="made, nade, ar-rnn, delta-random: hidden units (0: 500 for made, 100 "
+                        "for nade, 128 for ar-rnn, 500 for delta-random)")
+    g.add_argument("--ar-layers", type=int, help="made: masked hidden layers; ar-rnn: GRU "
+                   "layers; delta-random: MLP layers (1)")
+    g.add_argument("--ar-chunk", type=int,
+                   help="ar-rnn: values per chunk (0: x_dim / 10 rounded up, 20 for speech)")
     g.add_argument("--activation", choices=["clipped_leaky_relu", "relu", "tanh", "identity"],
                    help="hidden-layer activation (SRNN: clipped_leaky_relu; DMM: relu)")
     g.add_argument("--filtering", action="store_true",
@@ -79,8 +86,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def model_options_from_args(a: argparse.Namespace) -> dict:
     """The model options set on the command line (flags only when given)."""
     names = ("z_dim", "d_dim", "a_dim", "h_dim", "hidden", "feature_layers", "feature_dim",
-             "emission", "mixtures", "ar_order", "ar_hidden", "ar_layers", "activation",
-             "dropout", "aux_weight", "emission_hidden", "init")
+             "emission", "mixtures", "ar_order", "ar_hidden", "ar_layers", "ar_chunk",
+             "activation", "dropout", "aux_weight", "emission_hidden", "init")
     out = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
     if a.filtering:
         out["smoothing"] = False

@@ -50,11 +50,15 @@ class ModelConfig:
     """Options every model has; each model's config adds its own sizes and switches."""
 
     x_dim: int = 88  # data dimension (set from the data)
-    emission: str = "bernoulli"  # bernoulli, made, nade (binary x) or gauss, gmm (real x)
-    mixtures: int = 5  # components of a gmm emission
-    ar_order: str = "ascending"  # made, nade: order of x_t's values (descending, random:SEED)
-    ar_hidden: int = 0  # made, nade: hidden units (0: the emission's default, 500 / 100)
-    ar_layers: int = 1  # made: masked hidden layers
+    emission: str = "bernoulli"  # bernoulli, made, nade (binary x); gauss, gmm, ar-rnn,
+    # delta-random (real x)
+    mixtures: int = 5  # components of a gmm emission (of each unit of ar-rnn, delta-random)
+    ar_order: str = "ascending"  # made, nade, ar-rnn: order of x_t's values (descending,
+    # random:SEED); delta-random: its split, random:SEED (ascending stands for random:0)
+    ar_hidden: int = 0  # made, nade, ar-rnn, delta-random: hidden units (0: the emission's
+    # default, 500 / 100 / 128 / 500)
+    ar_layers: int = 1  # made: masked hidden layers; ar-rnn: GRU layers; delta-random: MLP layers
+    ar_chunk: int = 0  # ar-rnn: values per chunk (0: ceil(x_dim / 10), 20 for speech frames)
     activation: str = "clipped_leaky_relu"
     init: str = "paper"  # "paper" (Glorot-normal, orthogonal GRUs) or "torch" (PyTorch defaults)
 

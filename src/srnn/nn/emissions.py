@@ -1,6 +1,7 @@
 """Observation models ``p(x_t | features)``: Bernoulli for piano rolls, diagonal Gaussian and
-Gaussian mixture for real values, and the autoregressive MADE and NADE for binary data whose
-values depend on each other within a step (:mod:`srnn.nn.autoregressive`)."""
+Gaussian mixture for real values, the autoregressive MADE and NADE for binary data whose
+values depend on each other within a step (:mod:`srnn.nn.autoregressive`), and the
+autoregressive ar-rnn and delta-random for real values (:mod:`srnn.nn.autoregressive_real`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ from srnn.nn.autoregressive import (
     MADEEmission,
     NADEEmission,
     Order,
+)
+from srnn.nn.autoregressive_real import (
+    ARRNN_HIDDEN,
+    DELTA_HIDDEN,
+    DELTA_ORDER,
+    ARRNNEmission,
+    DeltaRandomEmission,
 )
 from srnn.nn.layers import GaussianHead, bounded_std
 from srnn.nn.step_linear import StepLinear
@@ -89,21 +97,30 @@ class GMMEmission(nn.Module):
 
 
 EMISSIONS = {"bernoulli": BernoulliEmission, "gauss": GaussianEmission, "gmm": GMMEmission,
-             "made": MADEEmission, "nade": NADEEmission}
+             "made": MADEEmission, "nade": NADEEmission, "ar-rnn": ARRNNEmission,
+             "delta-random": DeltaRandomEmission}
+AUTOREGRESSIVE = ("made", "nade", "ar-rnn", "delta-random")  # the emissions with ar_* options
 
 
 def make_emission(name: str, in_dim: int, x_dim: int, mixtures: int = 5, *,
                   ar_order: Order = "ascending", ar_hidden: int | None = None,
-                  ar_layers: int = MADE_LAYERS) -> nn.Module:
-    """The emission ``name``: bernoulli, gauss, gmm with ``mixtures`` components, or the
-    autoregressive made / nade over x_t in the order ``ar_order`` (ascending, descending,
+                  ar_layers: int = MADE_LAYERS, ar_chunk: int | None = None) -> nn.Module:
+    """The emission ``name``: bernoulli, gauss, gmm with ``mixtures`` components, the
+    autoregressive made / nade over binary x_t in the order ``ar_order`` (ascending, descending,
     random:SEED), with ``ar_hidden`` units (default: MADE_HIDDEN for made, NADE_HIDDEN for
-    nade) in ``ar_layers`` masked hidden layers (made only)."""
+    nade) in ``ar_layers`` masked hidden layers (made only), or the autoregressive ar-rnn /
+    delta-random over real x_t with ``mixtures`` components per unit: ar-rnn a GRU of
+    ``ar_hidden`` units (ARRNN_HIDDEN) in ``ar_layers`` layers over chunks of ``ar_chunk``
+    values (default: ceil(D / 10)) in the order ``ar_order``; delta-random an MLP of
+    ``ar_layers`` layers of ``ar_hidden`` units (DELTA_HIDDEN), split by ``ar_order``
+    (random:SEED; the default ascending stands for DELTA_ORDER, random:0)."""
     if name not in EMISSIONS:
         raise ValueError(f"unknown emission {name!r}; choose one of {', '.join(EMISSIONS)}")
-    if name not in ("made", "nade") and (ar_order != "ascending" or ar_hidden is not None
-                                         or ar_layers != MADE_LAYERS):
+    if name not in AUTOREGRESSIVE and (ar_order != "ascending" or ar_hidden is not None
+                                       or ar_layers != MADE_LAYERS):
         raise ValueError(f"the {name} emission has no order, hidden units or layers")
+    if name != "ar-rnn" and ar_chunk is not None:
+        raise ValueError(f"the {name} emission has no chunks; ar_chunk is for ar-rnn")
     if name == "made":
         hidden = MADE_HIDDEN if ar_hidden is None else ar_hidden
         return MADEEmission(in_dim, x_dim, hidden, ar_layers, ar_order)
@@ -112,6 +129,14 @@ def make_emission(name: str, in_dim: int, x_dim: int, mixtures: int = 5, *,
             raise ValueError(f"NADE has one hidden layer; ar_layers={ar_layers} is for made")
         return NADEEmission(in_dim, x_dim, NADE_HIDDEN if ar_hidden is None else ar_hidden,
                             ar_order)
+    if name == "ar-rnn":
+        return ARRNNEmission(in_dim, x_dim, mixtures,
+                             ARRNN_HIDDEN if ar_hidden is None else ar_hidden, ar_layers,
+                             ar_chunk, ar_order)
+    if name == "delta-random":
+        return DeltaRandomEmission(in_dim, x_dim, mixtures,
+                                   DELTA_HIDDEN if ar_hidden is None else ar_hidden, ar_layers,
+                                   DELTA_ORDER if ar_order == "ascending" else ar_order)
     if name == "gmm":
         return GMMEmission(in_dim, x_dim, mixtures)
     return EMISSIONS[name](in_dim, x_dim)
@@ -119,11 +144,11 @@ def make_emission(name: str, in_dim: int, x_dim: int, mixtures: int = 5, *,
 
 def emission_from_config(config: Any, in_dim: int) -> nn.Module:
     """The emission a model's config names (``emission``, ``x_dim``, ``mixtures`` and the
-    autoregressive ``ar_order``, ``ar_hidden`` (0: the default), ``ar_layers``), reading
-    features of ``in_dim`` units."""
+    autoregressive ``ar_order``, ``ar_hidden`` (0: the default), ``ar_layers``, ``ar_chunk``
+    (0: the default)), reading features of ``in_dim`` units."""
     return make_emission(config.emission, in_dim, config.x_dim, config.mixtures,
                          ar_order=config.ar_order, ar_hidden=config.ar_hidden or None,
-                         ar_layers=config.ar_layers)
+                         ar_layers=config.ar_layers, ar_chunk=config.ar_chunk or None)
 
 
 def check_emission_fits(name: str, binary: bool, where: str) -> None:
@@ -131,7 +156,7 @@ def check_emission_fits(name: str, binary: bool, where: str) -> None:
     (``where``) is real-valued."""
     if name in EMISSIONS and EMISSIONS[name].binary and not binary:
         raise ValueError(f"--emission {name} models binary 0/1 data, but {where} is "
-                         "real-valued: choose gauss or gmm")
+                         "real-valued: choose gauss, gmm, ar-rnn or delta-random")
 
 
 def validate_targets(x: Tensor, binary: bool, where: str = "batch") -> None:
