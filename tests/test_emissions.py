@@ -15,15 +15,15 @@ import math
 import pytest
 import torch
 from conftest import batch_from, random_rolls, synthetic_dataset
-from test_models import NAMES, teacher_batch, tiny, tiny_options
+from emission_checks import check_generation_matches_training, check_one_particle_bounds_and_padding
+from test_models import NAMES, tiny, tiny_options
 
 import srnn.nn.autoregressive as ar
-from srnn.bounds import elbo_terms, fivo, iwae, joint_log_prob
 from srnn.data import SequenceDataset, Split
 from srnn.evaluate import evaluate_elbo
 from srnn.experiments.compare import plan
 from srnn.experiments.sizes import count_parameters
-from srnn.models import Batch, build_model
+from srnn.models import build_model
 from srnn.nn.autoregressive import (
     AutoregressiveBernoulli,
     MADEEmission,
@@ -276,31 +276,9 @@ def test_one_particle_bounds_are_the_monte_carlo_elbo(name: str, emission: str,
         monkeypatch.setattr(ar, "NADE_LOOP_ELEMENTS", 0)
         emission = "nade"
     m = tiny(name, emission=emission).eval()
-    rolls = random_rolls(4, (4, 10), seed=3)
-    b = batch_from(rolls)
-    with torch.no_grad():
-        e = elbo_terms(m, b, generator=torch.Generator().manual_seed(7), analytic_kl=False)
-        i = iwae(m, b, 1, generator=torch.Generator().manual_seed(7))
-        f = fivo(m, b, 1, generator=torch.Generator().manual_seed(7))
-    torch.testing.assert_close(i.log_likelihood, e.recon.sum(1) - e.kl.sum(1))
-    torch.testing.assert_close(f.log_likelihood, i.log_likelihood)
-    # Padding: the same sequences with binary garbage beyond each length, in a longer batch.
-    T, extra = b.x.shape[1], 3
-    g = torch.Generator().manual_seed(5)
-    x = torch.rand(4, T + extra, 6, generator=g).round()
-    u = torch.rand(4, T + extra, 6, generator=g).round()
-    mask = torch.zeros(4, T + extra)
-    for r, L in enumerate(len(roll) for roll in rolls):
-        x[r, :L], u[r, :L], mask[r, :L] = b.x[r, :L], b.u[r, :L], 1
-    padded = Batch(x, u, mask)
-    with torch.no_grad():
-        ep = elbo_terms(m, padded, generator=torch.Generator().manual_seed(7), analytic_kl=False)
-        torch.testing.assert_close(ep.recon[:, :T], e.recon)
-        torch.testing.assert_close(ep.kl[:, :T], e.kl)
-        for bound in (iwae, fivo):
-            a = bound(m, b, 5, generator=torch.Generator().manual_seed(1))
-            c = bound(m, padded, 5, generator=torch.Generator().manual_seed(1))
-            torch.testing.assert_close(c.log_likelihood, a.log_likelihood)
+    check_one_particle_bounds_and_padding(  # binary garbage beyond each length
+        m, random_rolls(4, (4, 10), seed=3),
+        lambda shape, g: torch.rand(shape, generator=g).round())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -310,22 +288,8 @@ def test_a_generated_path_has_the_training_paths_log_joint(name: str, emission: 
     ``sample`` then ``log_prob``) equals the training path's for the same x and z (float64),
     and from a primer's carry as well."""
     m = tiny(name, emission=emission).double().eval()
-    torch.manual_seed(3)
-    with torch.no_grad():
-        path = m.sample_path(4, 6)
-        assert set(path.x.unique().tolist()) <= {0.0, 1.0}
-        train = joint_log_prob(m, teacher_batch(path.x), path.z)
-        torch.testing.assert_close(train, path.log_prob, rtol=1e-10, atol=1e-10)
-        if path.z is not None:  # not vacuous: the training path moves with z
-            assert (joint_log_prob(m, teacher_batch(path.x), path.z + 0.1) - train).abs().amin() \
-                > 1e-6
-        primer = batch_from(random_rolls(3, (5, 6), seed=7))
-        primer = Batch(primer.x.double(), primer.u.double(), primer.mask.double())
-        terms = elbo_terms(m, primer, generator=torch.Generator().manual_seed(4))
-        x_last = primer.x[:, -1]
-        cont = m.sample_path(3, 5, carry=terms.carry, x_last=x_last)
-        train = joint_log_prob(m, teacher_batch(cont.x, x_last), cont.z, carry=terms.carry)
-        torch.testing.assert_close(train, cont.log_prob, rtol=1e-10, atol=1e-10)
+    check_generation_matches_training(m, random_rolls(3, (5, 6), seed=7),
+                                      lambda x: set(x.unique().tolist()) <= {0.0, 1.0})
 
 
 @pytest.mark.parametrize("name", NAMES)

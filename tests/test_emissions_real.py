@@ -19,14 +19,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import batch_from
-from test_models import NAMES, teacher_batch, tiny, tiny_options
+from emission_checks import check_generation_matches_training, check_one_particle_bounds_and_padding
+from test_models import NAMES, tiny, tiny_options
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from srnn.bounds import elbo_terms, fivo, iwae, joint_log_prob
+from srnn.bounds import elbo_terms
 from srnn.data import SequenceDataset, Split
 from srnn.evaluate import evaluate_elbo
 from srnn.experiments.sizes import count_parameters
-from srnn.models import Batch, build_model
+from srnn.models import build_model
 from srnn.nn.autoregressive_real import (
     ARRNN_HIDDEN,
     DELTA_HIDDEN,
@@ -346,30 +347,8 @@ def test_one_particle_bounds_are_the_monte_carlo_elbo(name: str, emission: str) 
     """K = 1: IWAE = FIVO = the ELBO with a Monte-Carlo KL, draw for draw, and padding with
     garbage changes no bound (ELBO, IWAE, FIVO)."""
     m = tiny_real(name, emission).eval()
-    frames = random_frames(4, (4, 10), seed=3)
-    b = batch_from(frames)
-    with torch.no_grad():
-        e = elbo_terms(m, b, generator=torch.Generator().manual_seed(7), analytic_kl=False)
-        i = iwae(m, b, 1, generator=torch.Generator().manual_seed(7))
-        f = fivo(m, b, 1, generator=torch.Generator().manual_seed(7))
-    torch.testing.assert_close(i.log_likelihood, e.recon.sum(1) - e.kl.sum(1))
-    torch.testing.assert_close(f.log_likelihood, i.log_likelihood)
-    T, extra = b.x.shape[1], 3
-    g = torch.Generator().manual_seed(5)
-    x = 5 * torch.randn(4, T + extra, 6, generator=g)
-    u = 5 * torch.randn(4, T + extra, 6, generator=g)
-    mask = torch.zeros(4, T + extra)
-    for r, L in enumerate(len(fr) for fr in frames):
-        x[r, :L], u[r, :L], mask[r, :L] = b.x[r, :L], b.u[r, :L], 1
-    padded = Batch(x, u, mask)
-    with torch.no_grad():
-        ep = elbo_terms(m, padded, generator=torch.Generator().manual_seed(7), analytic_kl=False)
-        torch.testing.assert_close(ep.recon[:, :T], e.recon)
-        torch.testing.assert_close(ep.kl[:, :T], e.kl)
-        for bound in (iwae, fivo):
-            a = bound(m, b, 5, generator=torch.Generator().manual_seed(1))
-            c = bound(m, padded, 5, generator=torch.Generator().manual_seed(1))
-            torch.testing.assert_close(c.log_likelihood, a.log_likelihood)
+    check_one_particle_bounds_and_padding(  # real-valued garbage beyond each length
+        m, random_frames(4, (4, 10), seed=3), lambda shape, g: 5 * torch.randn(shape, generator=g))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -379,22 +358,9 @@ def test_a_generated_path_has_the_training_paths_log_joint(name: str, emission: 
     ``sample`` then ``log_prob``) equals the training path's for the same x and z (float64),
     and from a primer's carry as well."""
     m = tiny_real(name, emission).double().eval()
-    torch.manual_seed(3)
-    with torch.no_grad():
-        path = m.sample_path(4, 6)
-        assert torch.isfinite(path.x).all() and path.x.unique().numel() > 100
-        train = joint_log_prob(m, teacher_batch(path.x), path.z)
-        torch.testing.assert_close(train, path.log_prob, rtol=1e-10, atol=1e-10)
-        if path.z is not None:  # not vacuous: the training path moves with z
-            assert (joint_log_prob(m, teacher_batch(path.x), path.z + 0.1) - train).abs().amin() \
-                > 1e-6
-        primer = batch_from(random_frames(3, (5, 6), seed=7))
-        primer = Batch(primer.x.double(), primer.u.double(), primer.mask.double())
-        terms = elbo_terms(m, primer, generator=torch.Generator().manual_seed(4))
-        x_last = primer.x[:, -1]
-        cont = m.sample_path(3, 5, carry=terms.carry, x_last=x_last)
-        train = joint_log_prob(m, teacher_batch(cont.x, x_last), cont.z, carry=terms.carry)
-        torch.testing.assert_close(train, cont.log_prob, rtol=1e-10, atol=1e-10)
+    check_generation_matches_training(
+        m, random_frames(3, (5, 6), seed=7),
+        lambda x: bool(torch.isfinite(x).all()) and x.unique().numel() > 100)
 
 
 @pytest.mark.parametrize("name", NAMES)
