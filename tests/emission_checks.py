@@ -66,3 +66,22 @@ def check_generation_matches_training(m, primer_seqs: list[np.ndarray],
         cont = m.sample_path(3, 5, carry=terms.carry, x_last=x_last)
         train = joint_log_prob(m, teacher_batch(cont.x, x_last), cont.z, carry=terms.carry)
         torch.testing.assert_close(train, cont.log_prob, rtol=1e-10, atol=1e-10)
+
+
+def check_tiny_training_improves(run_dir, name: str, options: dict, data, margin: float
+                                 ) -> None:
+    """Four epochs of model ``name`` with ``options`` on ``data``: the best validation bound is
+    ``margin`` above the untrained model's and above the first epoch's."""
+    from srnn.evaluate import evaluate_elbo
+    from srnn.train.trainer import RunConfig, TrainConfig, Trainer
+
+    cfg = RunConfig(dataset=data.name, model=name, model_options=options,
+                    train=TrainConfig(epochs=4, batch_size=8, lr=1e-2, kl_epochs=2,
+                                      lr_decay_start=3))
+    t = Trainer(cfg, run_dir, data=data, progress=False)
+    assert t.model.config.emission == options["emission"]
+    untrained = evaluate_elbo(t.model, data.valid)["elbo_per_step"]
+    res = t.fit()
+    first = t.run.metrics()[0]["valid_elbo"]
+    assert res["valid_elbo_per_step"] > untrained + margin
+    assert res["valid_elbo_per_step"] > first

@@ -15,12 +15,15 @@ import math
 import pytest
 import torch
 from conftest import batch_from, random_rolls, synthetic_dataset
-from emission_checks import check_generation_matches_training, check_one_particle_bounds_and_padding
+from emission_checks import (
+    check_generation_matches_training,
+    check_one_particle_bounds_and_padding,
+    check_tiny_training_improves,
+)
 from test_models import NAMES, tiny, tiny_options
 
 import srnn.nn.autoregressive as ar
 from srnn.data import SequenceDataset, Split
-from srnn.evaluate import evaluate_elbo
 from srnn.experiments.compare import plan
 from srnn.experiments.sizes import count_parameters
 from srnn.models import build_model
@@ -316,17 +319,7 @@ def test_tiny_training_improves_the_validation_bound(tmp_path, name: str, emissi
     opts = tiny_options(name, d_dim=16, a_dim=16, hidden=24, feature_dim=16, emission_hidden=16,
                         emission=emission)
     opts.pop("x_dim")
-    cfg = RunConfig(dataset="synthetic", model=name, model_options=opts,
-                    train=TrainConfig(epochs=4, batch_size=8, lr=1e-2, kl_epochs=2,
-                                      lr_decay_start=3))
-    data = synthetic_dataset()
-    t = Trainer(cfg, tmp_path / name, data=data, progress=False)
-    assert t.model.config.emission == emission
-    untrained = evaluate_elbo(t.model, data.valid)["elbo_per_step"]
-    res = t.fit()
-    lines = [json.loads(ln) for ln in (t.run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert res["valid_elbo_per_step"] > untrained + 0.3
-    assert res["valid_elbo_per_step"] > lines[0]["valid_elbo"]
+    check_tiny_training_improves(tmp_path / name, name, opts, synthetic_dataset(), margin=0.3)
 
 
 # -- options through the model configs and the command line ----------------------------------
