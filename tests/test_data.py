@@ -8,7 +8,13 @@ import torch
 from conftest import random_rolls
 
 from srnn.data import Split, available, load_dataset
-from srnn.data.batching import evaluation_batches, pad_batch, stream_batches, training_batches
+from srnn.data.batching import (
+    evaluation_batches,
+    pad_batch,
+    random_transpositions,
+    stream_batches,
+    training_batches,
+)
 from srnn.data.music import notes_from_rolls, rolls_from_notes
 from srnn.errors import DataError
 
@@ -88,6 +94,26 @@ def test_training_windows_cover_every_step_once() -> None:
     assert sum(int(b.mask.sum()) for b in batches) == split.steps
     notes = sum(float(b.x.sum()) for b in batches)
     assert notes == pytest.approx(sum(float(x.sum()) for x in split.x))
+
+
+def test_transpositions_keep_notes_on_the_keyboard_and_inputs_with_targets() -> None:
+    rng = np.random.default_rng(4)
+    rolls = random_rolls(40, (3, 12), dim=88, seed=6)
+    for i, r in enumerate(rolls):  # half in the middle; half at the bottom, which only go up
+        r[:, 60:] = 0
+        r[:, : 30 if i % 2 else 0] = 0
+        r[:, 3 if i % 2 == 0 else 60:] = 0
+    us = [np.concatenate([np.zeros((1, 88), np.float32), r[:-1]]) for r in rolls]
+    xs2, us2 = random_transpositions(rolls, us, 12, rng)
+    shifts = set()
+    for x, u, x2, u2 in zip(rolls, us, xs2, us2, strict=True):
+        assert x2.sum() == x.sum() and u2.sum() == u.sum()  # no note lost
+        assert (u2[1:] == x2[:-1]).all()  # the inputs moved with the targets
+        k = int(np.flatnonzero(x2.any(0))[0] - np.flatnonzero(x.any(0))[0])
+        assert np.array_equal(np.roll(x, k, axis=-1), x2) and abs(k) <= 12
+        shifts.add(k)
+    assert len(shifts) > 10  # the shifts vary, both ways
+    assert min(shifts) < 0 < max(shifts)
 
 
 def test_evaluation_batches_keep_whole_sequences() -> None:

@@ -70,3 +70,32 @@ def test_checkpoints_load_weights_only(tmp_path) -> None:
     (t.run_dir / "last.pt").write_bytes((t.run_dir / "last.pt").read_bytes()[:100])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(t.run_dir / "last.pt")
+
+
+def test_pitch_shift_augmentation_resumes_exactly_and_is_refused_off_piano_rolls(
+        tmp_path) -> None:
+    from srnn.data.sequences import Modality
+    from srnn.errors import ConfigError
+
+    def trainer(name: str, epochs: int, data, transpose: int = 2) -> Trainer:
+        cfg = RunConfig(dataset="synthetic", model_options=dict(TINY),
+                        train=TrainConfig(epochs=epochs, batch_size=8, transpose=transpose))
+        return Trainer(cfg, tmp_path / name, data=data, progress=False)
+
+    music = synthetic_dataset(dim=12)  # notes in the lower 6 pitches only: room to move up
+    music.modality = Modality.MUSIC
+    for split in (music.train, music.valid, music.test):
+        for a in (*split.x, *split.u):
+            a[:, 6:] = 0
+    whole = trainer("whole", 2, music)
+    whole.fit()
+    trainer("split", 1, music).fit()
+    resumed = trainer("split", 2, music)
+    assert resumed.resume()
+    resumed.fit()
+    assert metrics(resumed) == metrics(whole)
+    plain = trainer("plain", 1, music, transpose=0)
+    plain.fit()
+    assert metrics(plain)[0]["train_elbo"] != metrics(whole)[0]["train_elbo"]  # it shifts
+    with pytest.raises(ConfigError, match="not a piano roll"):
+        trainer("other", 1, synthetic_dataset())

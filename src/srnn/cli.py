@@ -137,6 +137,10 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
                    help="train on lanes of whole sequences cut into windows of this many steps, "
                         "carrying the recurrent state across windows (truncated BPTT, as the "
                         "paper does for speech); 0 = independent windows of --window (0)")
+    o.add_argument("--transpose", type=int, default=t.transpose, metavar="SEMITONES",
+                   help="piano rolls: move each training window by a random shift of at most "
+                        "this many semitones, one that keeps its notes on the keyboard "
+                        f"(pitch-shift augmentation; {t.transpose} = off)")
     o.add_argument("--objective", default=t.objective, choices=["elbo", "iwae", "fivo"],
                    help=f"training objective ({t.objective}); iwae and fivo use --samples K "
                         "particles and no KL annealing")
@@ -393,7 +397,7 @@ def _train_options(a: argparse.Namespace) -> dict:
     opts = {k: getattr(a, k) for k in ("batch_size", "window", "lr", "adam_eps", "clip_norm",
                                        "kl_start", "kl_epochs", "lr_decay", "lr_decay_start",
                                        "patience", "seed", "subset", "objective", "samples",
-                                       "tbptt", "max_bad_batches", "device")}
+                                       "tbptt", "max_bad_batches", "device", "transpose")}
     if opts.get("device") is None:
         opts.pop("device", None)
     if a.epochs is not None:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from srnn.data.pianoroll import shift_range, transpose
 from srnn.data.sequences import Split
 
 
@@ -48,22 +49,46 @@ def windows(split: Split, window: int, rng: np.random.Generator | None = None
 
     With ``rng`` the cut points start at a random offset per sequence (a different tiling each
     epoch). Inputs are cut with their targets, so ``u`` of a window still holds ``x_{t-1}``.
+    ``window`` counts reported steps: in the flat view (``split.steps_per_step`` = k > 1) a
+    window is ``window`` · k scalar steps, and the cuts fall on the original steps' boundaries.
     """
     xs, us = [], []
+    k = split.steps_per_step
     for x, u in zip(split.x, split.u, strict=True):
         T = len(x)
-        offset = int(rng.integers(0, window)) if (rng is not None and T > window) else 0
-        cuts = sorted({0, T, *range(offset or window, T, window)})
+        size = window * k
+        offset = int(rng.integers(0, window)) * k if (rng is not None and T > size) else 0
+        cuts = sorted({0, T, *range(offset or size, T, size)})
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             xs.append(x[a:b])
             us.append(u[a:b])
     return xs, us
 
 
+def random_transpositions(xs: list[np.ndarray], us: list[np.ndarray], semitones: int,
+                          rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each piano-roll window (targets and inputs alike) moved by its own shift drawn
+    uniformly from the integers in [-semitones, semitones] that keep all its notes on the
+    keyboard (:func:`~srnn.data.pianoroll.shift_range`); 0 is always among them."""
+    out_x, out_u = [], []
+    for x, u in zip(xs, us, strict=True):
+        lo, hi = shift_range(x, u)
+        k = int(rng.integers(max(lo, -semitones), min(hi, semitones) + 1))
+        out_x.append(transpose(x, k) if k else x)
+        out_u.append(transpose(u, k) if k else u)
+    return out_x, out_u
+
+
 def training_batches(split: Split, batch_size: int, window: int,
-                     rng: np.random.Generator) -> Iterator[Batch]:
-    """Shuffled batches of windows (independent sequences), lengths bucketed to cut padding."""
+                     rng: np.random.Generator, transpose_by: int = 0) -> Iterator[Batch]:
+    """Shuffled batches of windows (independent sequences), lengths bucketed to cut padding.
+
+    ``transpose_by`` > 0 moves each piano-roll window by a random number of semitones
+    (:func:`random_transpositions`): pitch-shift augmentation, drawn afresh each epoch.
+    """
     xs, us = windows(split, window, rng)
+    if transpose_by:
+        xs, us = random_transpositions(xs, us, transpose_by, rng)
     order = rng.permutation(len(xs))
     # Bucket: sort a shuffled order by length in chunks of 50 batches, then shuffle the batches.
     chunk = batch_size * 50
@@ -106,9 +131,12 @@ def lane_streams(split: Split, lanes: int, window: int, rng: np.random.Generator
     next (truncated backpropagation through time), as the SRNN paper trains on speech. Each
     sequence keeps its own inputs (u_1 = 0), but the state flows on into the next sequence of
     its lane, as in stream-ordered files. Lanes that run out early get empty (masked) windows.
+    As in :func:`windows`, ``window`` counts reported steps (× ``split.steps_per_step`` scalar
+    steps in the flat view).
     """
     if lanes < 1 or window < 1:
         raise ValueError("lanes and window must be at least 1")
+    window *= split.steps_per_step
     lanes = min(lanes, len(split))
     xs: list[list[np.ndarray]] = [[] for _ in range(lanes)]
     us: list[list[np.ndarray]] = [[] for _ in range(lanes)]
@@ -126,4 +154,4 @@ def lane_streams(split: Split, lanes: int, window: int, rng: np.random.Generator
         for lane in range(lanes):
             out_x.append(lx[lane][r * window:(r + 1) * window])
             out_u.append(lu[lane][r * window:(r + 1) * window])
-    return Split(x=out_x, u=out_u, streams=lanes)
+    return Split(x=out_x, u=out_u, streams=lanes, steps_per_step=split.steps_per_step)

@@ -46,3 +46,28 @@ def find_key(histogram: np.ndarray) -> tuple[int, str]:
 def shift_to_c(tonic: int) -> int:
     """Semitones (in -6..+5) that move pitch class ``tonic`` onto C."""
     return (-tonic + 6) % 12 - 6
+
+
+def shift_range(*rolls: np.ndarray) -> tuple[int, int]:
+    """The lowest and highest semitone shifts that keep every sounding note of ``rolls``
+    (arrays whose last axis is pitch, all of one width) on the keyboard. Silent rolls may
+    move by up to the width less one either way."""
+    width = rolls[0].shape[-1]
+    sounding = np.zeros(width, dtype=bool)
+    for r in rolls:
+        sounding |= r.reshape(-1, width).any(0)
+    if not sounding.any():
+        return -(width - 1), width - 1
+    keys = np.flatnonzero(sounding)
+    return -int(keys[0]), width - 1 - int(keys[-1])
+
+
+def transpose(roll: np.ndarray, semitones: int) -> np.ndarray:
+    """``roll`` moved up by ``semitones`` (down if negative) along its last (pitch) axis; the
+    caller keeps the shift within :func:`shift_range` (notes moved off the keyboard are lost)."""
+    out = np.zeros_like(roll)
+    if semitones >= 0:
+        out[..., semitones:] = roll[..., : roll.shape[-1] - semitones]
+    else:
+        out[..., :semitones] = roll[..., -semitones:]
+    return out

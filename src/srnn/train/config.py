@@ -36,6 +36,8 @@ class TrainConfig:
     device: str = "cpu"  # or "cuda", "cuda:1", ...
     max_bad_batches: int = 20  # stop after this many batches in a row with a non-finite loss
     # or gradient (each one is skipped: no update)
+    transpose: int = 0  # > 0: each training window of a piano roll moved by a random shift of
+    # at most this many semitones (pitch-shift augmentation; 0: off)
 
 
 # Stopping rules and the machine rather than settings of the run: a resumed run may change them.

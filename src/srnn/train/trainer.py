@@ -28,6 +28,7 @@ from tqdm import tqdm
 from srnn.data import SequenceDataset, load_dataset
 from srnn.data.batching import Batch, lane_streams, stream_batches, training_batches, windows
 from srnn.data.card import data_card
+from srnn.data.sequences import Modality
 from srnn.errors import ConfigError, TrainingError
 from srnn.evaluate import evaluate_elbo
 from srnn.models import MODELS, SequenceModel, build_model
@@ -59,6 +60,21 @@ def prepare_data(cfg: RunConfig) -> SequenceDataset:
             keep = n * split.streams if split.streams else n
             setattr(data, s, split.subset(keep))
     return data
+
+
+def check_augmentation(tc: TrainConfig, data: SequenceDataset, name: str) -> None:
+    """Refuse pitch-shift augmentation (``--transpose``) where it has no meaning: data that are
+    not piano rolls, and stream-ordered training (whose windows must stay one piece)."""
+    if not tc.transpose:
+        return
+    if tc.transpose < 0:
+        raise ConfigError(f"--transpose {tc.transpose}: give a number of semitones >= 0")
+    if data.modality != Modality.MUSIC or not data.binary:
+        raise ConfigError(f"--transpose: data set {name!r} is not a piano roll "
+                          f"({data.modality.value} data); pitch shifts apply to music only")
+    if data.train.streams or tc.tbptt:
+        raise ConfigError("--transpose moves independent training windows; it cannot be "
+                          "combined with stream-ordered training (--tbptt or a stream file)")
 
 
 def build_from_config(cfg: RunConfig, data: SequenceDataset) -> SequenceModel:
@@ -129,6 +145,7 @@ class Trainer:
         self.procs = distributed.setup(self.tc.device)
         self.device = self.procs.device
         self.run = RunDirectory(run_dir, writable=self.procs.main)  # one process writes
+        check_augmentation(self.tc, self.data, cfg.dataset)
         self.model = build_from_config(cfg, self.data).to(self.device)
         cfg.model_options = self.model.config.to_dict()  # every option, defaults included
         self.objective = self.procs.wrap(objective, self.model)
@@ -195,7 +212,8 @@ class Trainer:
             train = lane_streams(train, self.tc.batch_size, self.tc.tbptt, self.rng)
         if train.streams:
             return stream_batches(train), True
-        return training_batches(train, self.tc.batch_size, self.tc.window, self.rng), False
+        return training_batches(train, self.tc.batch_size, self.tc.window, self.rng,
+                                self.tc.transpose), False
 
     def _train_epoch(self) -> dict[str, float | None]:
         self.model.train()
