@@ -1,7 +1,8 @@
 """Training and evaluation throughput of every model, as a fraction of this machine's matmul peak.
 
 For each model (its default, paper-size configuration: 88 notes), emission (``--emissions``:
-bernoulli by default; made, nade: the autoregressive emissions at their default sizes), batch
+bernoulli by default; made, nade: the autoregressive emissions at their default sizes; gauss,
+gmm, ar-rnn, delta-random: real-valued frames of ``--frame`` values, 200 as FSDD's), batch
 size and thread count, a fresh process measures: the fp32 matmul rate (the peak, median of several
 shapes' best), the model's FLOPs per time step (counted by ``torch.utils.flop_counter`` for one
 training update and one evaluation), the median time of training updates (forward, backward,
@@ -13,6 +14,10 @@ compares like with like on a machine whose load changes.
     python -m benchmarks.throughput [--models srnn,vrnn,storn,rnn] [--emissions bernoulli]
         [--batch 16,64] [--threads 1,2] [--steps 100] [--repeats 7] [--device cpu|cuda]
         [--epoch jsb] [--out FILE.json]
+
+Each row's ``train_time_ratio`` is its update time over the factorised emission's of the same
+model, batch and threads: bernoulli for the binary emissions, gmm (else gauss) for the
+real-valued ones.
 
 ``--epoch jsb`` also times training epochs of the paper-size SRNN on canonical JSB (the trainer's
 loop, best of two after a warm-up epoch) against the time the epoch's FLOPs (each batch at its
@@ -63,27 +68,34 @@ def matmul_peak(device: str, repeats: int = 5) -> dict[str, float]:
     return rates
 
 
-def _batch(b: int, steps: int, x_dim: int, device: str):
+def _batch(b: int, steps: int, x_dim: int, device: str, binary: bool = True):
     from srnn.models import Batch
 
     g = torch.Generator().manual_seed(0)
-    x = (torch.rand(b, steps, x_dim, generator=g) < 0.045).float()
+    if binary:  # a piano roll with about four notes a step
+        x = (torch.rand(b, steps, x_dim, generator=g) < 0.045).float()
+    else:  # standardised frames
+        x = torch.randn(b, steps, x_dim, generator=g)
     u = torch.zeros_like(x)
     u[:, 1:] = x[:, :-1]
     return Batch(x, u, torch.ones(b, steps)).to(device)
 
 
 def workload(model_name: str, batch_size: int, steps: int, device: str,
-             emission: str = "bernoulli"):
-    """The paper-size model with ``emission``, a random piano-roll batch, and the two timed
-    passes: a training update (forward, backward, clipping, Adam) and an evaluation (forward,
-    no gradient)."""
+             emission: str = "bernoulli", frame: int = 200):
+    """The paper-size model with ``emission``, a random batch (a piano roll of 88 notes for a
+    binary emission, frames of ``frame`` values otherwise), and the two timed passes: a
+    training update (forward, backward, clipping, Adam) and an evaluation (forward, no
+    gradient)."""
     from srnn.bounds import elbo_terms
     from srnn.models import build_model
+    from srnn.nn.emissions import EMISSIONS
 
-    model = build_model(model_name, x_dim=88, emission=emission).to(device)
+    binary = EMISSIONS[emission].binary
+    x_dim = 88 if binary else frame
+    model = build_model(model_name, x_dim=x_dim, emission=emission).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
-    batch = _batch(batch_size, steps, 88, device)
+    batch = _batch(batch_size, steps, x_dim, device, binary)
     n = batch_size * steps
 
     def update() -> None:
@@ -101,7 +113,7 @@ def workload(model_name: str, batch_size: int, steps: int, device: str,
 
 
 def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats: int,
-            device: str, emission: str = "bernoulli") -> dict[str, Any]:
+            device: str, emission: str = "bernoulli", frame: int = 200) -> dict[str, Any]:
     """One configuration, in the calling process."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -109,7 +121,7 @@ def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats:
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     peak_before = matmul_peak(device)
-    model, update, evaluate = workload(model_name, batch_size, steps, device, emission)
+    model, update, evaluate = workload(model_name, batch_size, steps, device, emission, frame)
     n = batch_size * steps
 
     with FlopCounterMode(display=False) as fc:
@@ -137,6 +149,7 @@ def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats:
     peak = max(peak_before["peak"], peak_after["peak"])
     out = {
         "model": model_name, "emission": emission, "batch": batch_size, "steps": steps,
+        "x_dim": model.config.x_dim,
         "threads": threads, "device": device, "parameters": model.num_parameters(),
         "train_mflop_per_step": train_flops / 1e6, "eval_mflop_per_step": eval_flops / 1e6,
         "train_seconds_median": t_train, "eval_seconds_median": t_eval,
@@ -202,32 +215,41 @@ def epoch_time(dataset: str, threads: int, device: str,
             / flops}
 
 
+FACTORISED = ("bernoulli", "gmm", "gauss")  # the baselines of the ratios, in this preference
+
+
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """``train_time_ratio`` / ``eval_time_ratio``: each row's median update / evaluation time
-    over that of the Bernoulli emission's row of the same model, batch and threads (when
-    measured)."""
-    base = {(r["model"], r["batch"], r["threads"]): r for r in rows
-            if r["emission"] == "bernoulli"}
+    over that of the factorised emission's row of the same model, batch, threads and frame
+    size (bernoulli for piano rolls; gmm, else gauss, for real frames), when measured;
+    ``baseline`` names it."""
+    base: dict[tuple, dict[str, Any]] = {}
+    for name in reversed(FACTORISED):  # the preferred baseline written last
+        for r in rows:
+            if r["emission"] == name:
+                base[(r["model"], r["batch"], r["threads"], r["x_dim"])] = r
     for r in rows:
-        b = base.get((r["model"], r["batch"], r["threads"]))
+        b = base.get((r["model"], r["batch"], r["threads"], r["x_dim"]))
         if b is not None:
+            r["baseline"] = b["emission"]
             r["train_time_ratio"] = r["train_seconds_median"] / b["train_seconds_median"]
             r["eval_time_ratio"] = r["eval_seconds_median"] / b["eval_seconds_median"]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| model | emission | batch | threads | train steps/s | MFLOP/step | train GFLOP/s | "
-            "of peak | train time / bernoulli | eval steps/s | eval of peak | peak GFLOP/s | "
+            "of peak | train time / factorised | eval steps/s | eval of peak | peak GFLOP/s | "
             "memory MiB |")
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = r.get("train_time_ratio")
+        vs = "–" if ratio is None else f"{ratio:.2f}x ({r['baseline']})"
         lines.append(
             f"| {r['model']} | {r['emission']} | {r['batch']} | "
             f"{r['threads']} | {r['train_steps_per_s']:,.0f} | "
             f"{r['train_mflop_per_step']:.1f} | {r['train_gflops']:.1f} | "
             f"{100 * r['train_fraction_of_peak']:.0f} % | "
-            f"{'–' if ratio is None else f'{ratio:.2f}x'} | {r['eval_steps_per_s']:,.0f} | "
+            f"{vs} | {r['eval_steps_per_s']:,.0f} | "
             f"{100 * r['eval_fraction_of_peak']:.0f} % | {r['peak_gflops']:.1f} | "
             f"{r['peak_memory_mib']:.0f} |")
     return "\n".join(lines)
@@ -241,6 +263,8 @@ def main() -> None:
     ap.add_argument("--batch", default="16,64")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--frame", type=int, default=200,
+                    help="values per frame for the real-valued emissions (200)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--epoch", default="jsb",
@@ -248,7 +272,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default="benchmarks/throughput.json")
     a = ap.parse_args()
-    configs = [(m, int(b), a.steps, int(t), a.repeats, a.device, e)
+    configs = [(m, int(b), a.steps, int(t), a.repeats, a.device, e, a.frame)
                for m in a.models.split(",") for e in a.emissions.split(",")
                for b in a.batch.split(",") for t in a.threads.split(",")]
     rows = []

@@ -25,6 +25,15 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                         "per-user cache directory)")
 
 
+def _add_flat(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--flat", action="store_true",
+                   help="train on the flat view of the data (RNN-flat, SRNN-flat of Lai, Dai et "
+                        "al. 2019): each time step of D values becomes D scalar steps (x_dim 1, "
+                        "the input of a scalar is the one before it); figures stay in nats per "
+                        "original time step, --window and --tbptt count original steps, and "
+                        "samples are folded back into steps of D values")
+
+
 def _add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for PyTorch (default: PyTorch's choice)")
@@ -117,10 +126,19 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
                    help=f"initial KL weight, annealed linearly to 1 ({t.kl_start})")
     o.add_argument("--kl-epochs", type=float, default=t.kl_epochs,
                    help=f"epochs of KL annealing, 0 = none ({t.kl_epochs})")
+    o.add_argument("--kl-rate", type=float, default=t.kl_rate,
+                   help="raise the KL weight by this much per update from --kl-start (to 1) "
+                        f"instead of over --kl-epochs (Dai et al. 2019: 5e-5; {t.kl_rate} = off)")
     o.add_argument("--lr-decay", type=float, default=t.lr_decay,
                    help=f"divide the LR by this per epoch ... ({t.lr_decay})")
     o.add_argument("--lr-decay-start", type=int, default=t.lr_decay_start,
                    help=f"... after this epoch ({t.lr_decay_start})")
+    o.add_argument("--lr-schedule", default=t.lr_schedule, choices=["exponential", "cosine"],
+                   help="exponential: --lr-decay per epoch after --lr-decay-start; cosine: a half "
+                        "cosine per update from --lr down to --lr-min over all the run's updates "
+                        f"(--epochs x updates per epoch; Dai et al. 2019) ({t.lr_schedule})")
+    o.add_argument("--lr-min", type=float, default=t.lr_min,
+                   help=f"the cosine schedule's final learning rate ({t.lr_min})")
     o.add_argument("--patience", type=int, default=t.patience,
                    help=f"early stopping: epochs without a better validation ELBO ({t.patience})")
     o.add_argument("--seed", type=int, default=t.seed, help=f"random seed ({t.seed})")
@@ -166,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="model (default: srnn); see docs/models.md")
     tr.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     _add_data_dir(tr)
+    _add_flat(tr)
     _add_model_options(tr)
     _add_optimisation(tr)
     tr.add_argument("--resume", action="store_true",
@@ -276,6 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="set a model option by hand, e.g. vrnn.d_dim=400 (repeatable); "
                          "hand-set widths are not scaled")
     _add_data_dir(co)
+    _add_flat(co)
     _add_optimisation(co)
 
     rp = sub.add_parser(
@@ -285,17 +305,21 @@ def _parser() -> argparse.ArgumentParser:
         "stable id from its settings and trains into OUT/jobs/<id>/: a re-run skips finished "
         "jobs and resumes interrupted ones. poster: SRNN with z in {2,10,25,50,100,200} at "
         "d=300 and d in {50,300,500} at z=100; table2: SRNN smoothing/filtering x Res_q on/off; "
-        "compare: SRNN, VRNN, STORN and RNN at matched parameter counts.")
-    rp.add_argument("experiment", choices=["poster", "table2", "compare"])
+        "compare: SRNN, VRNN, STORN and RNN at matched parameter counts; reexamine: Dai et "
+        "al. 2019, the RNN and their simplified SRNN with factorised and autoregressive "
+        "emissions on MuseData, Nottingham, FSDD and FSDD-perm, under their recipe.")
+    rp.add_argument("experiment", choices=["poster", "table2", "compare", "reexamine"],
+                    help="the experiment to run (see docs/reproduction.md)")
     rp.add_argument("--out", required=True, metavar="DIR", help="directory to write")
     rp.add_argument("--protocol", default="canonical", choices=["canonical", "fraccaro", "both"],
                     help="canonical splits (jsb, ...), the paper's files (jsb-fraccaro, ...) "
                     "or both (default: canonical)")
-    rp.add_argument("--sets", default="jsb,nottingham,musedata,piano",
-                    help="comma-separated music sets (default: all four)")
+    rp.add_argument("--sets", default=None,
+                    help="comma-separated data sets (default: jsb,nottingham,musedata,piano; "
+                    "reexamine: musedata,nottingham,fsdd,fsdd-perm)")
     rp.add_argument("--budget", default="quick", choices=["quick", "full"],
                     help="quick: 4 epochs on 16 sequences (or streams) of each split, minutes; "
-                    "full: the paper's recipe (default: quick)")
+                    "full: the paper's recipe (reexamine: 20,000 updates) (default: quick)")
     rp.add_argument("--seeds", type=int, default=1, help="seeds per setting (1)")
     rp.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
     rp.add_argument("--max-minutes", type=float, default=None,
@@ -309,6 +333,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                     help="submitit parameter, e.g. slurm_partition=cpu or timeout_min=600 "
                     "(repeatable)")
+    rp.add_argument("--no-flat", action="store_true",
+                    help="reexamine: leave out RNN-flat and SRNN-flat (one value per step, by "
+                    "far the costliest jobs)")
     rp.add_argument("--dry-run", action="store_true",
                     help="list the jobs and whether each is done, started or to do; train "
                     "nothing")
@@ -362,7 +389,8 @@ def _cmd_train(a: argparse.Namespace) -> dict:
                               "it: give one of them")
         return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
                      overwrite=a.overwrite, progress=False if a.no_progress else None,
-                     model_options=model_options_from_args(a), **_train_options(a))
+                     model_options=model_options_from_args(a), flat=a.flat,
+                     **_train_options(a))
     finally:
         distributed.teardown()
 
@@ -395,7 +423,8 @@ def _key_values(items: list[str]) -> dict[str, object]:
 
 def _train_options(a: argparse.Namespace) -> dict:
     opts = {k: getattr(a, k) for k in ("batch_size", "window", "lr", "adam_eps", "clip_norm",
-                                       "kl_start", "kl_epochs", "lr_decay", "lr_decay_start",
+                                       "kl_start", "kl_epochs", "kl_rate", "lr_decay",
+                                       "lr_decay_start", "lr_schedule", "lr_min",
                                        "patience", "seed", "subset", "objective", "samples",
                                        "tbptt", "max_bad_batches", "device", "transpose")}
     if opts.get("device") is None:
@@ -413,7 +442,7 @@ def _cmd_compare(a: argparse.Namespace) -> dict:
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     rows = compare(a.dataset, models, a.out, jobs=a.jobs, threads=a.threads,
                    data_dir=a.data_dir, match=not a.no_match, target=a.params,
-                   options=parse_settings(a.set), command=a.command_line,
+                   options=parse_settings(a.set), command=a.command_line, flat=a.flat,
                    **_train_options(a))
     print((Path(a.out) / "comparison.md").read_text())
     return {"written": [str(Path(a.out) / f"comparison.{e}") for e in ("csv", "md", "json")],
@@ -421,15 +450,16 @@ def _cmd_compare(a: argparse.Namespace) -> dict:
 
 
 def _cmd_reproduce(a: argparse.Namespace) -> dict:
-    from srnn.experiments.reproduce import reproduce
+    from srnn.experiments.reproduce import INCLUDE_FLAT, reproduce
 
-    sets = tuple(x.strip() for x in a.sets.split(",") if x.strip())
+    sets = tuple(x.strip() for x in a.sets.split(",") if x.strip()) if a.sets else None
+    flat = INCLUDE_FLAT and not a.no_flat
     if a.dry_run:
         from srnn.experiments.jobs import job_status
         from srnn.experiments.reproduce import make_jobs
 
         jobs = make_jobs(a.experiment, a.protocol, sets, a.budget, a.seeds, a.epochs,
-                         a.max_minutes, _key_values(a.set))
+                         a.max_minutes, _key_values(a.set), flat=flat)
         status = {j.id: job_status(j, a.out) for j in jobs}
         for j in jobs:
             print(f"{status[j.id]:8s} {j.id}  {j.model} {json.dumps(j.model_options)}")
@@ -440,7 +470,8 @@ def _cmd_reproduce(a: argparse.Namespace) -> dict:
                      seeds=a.seeds, epochs=a.epochs, max_minutes=a.max_minutes,
                      workers=a.jobs, backend=a.backend, threads=threads,
                      data_dir=a.data_dir, slurm=_key_values(a.slurm),
-                     overrides=_key_values(a.set), command=a.command_line)
+                     overrides=_key_values(a.set), command=a.command_line,
+                     flat=flat)
     out = Path(a.out)
     print((out / "tables.md").read_text())
     return {"written": sorted(str(p) for p in out.iterdir() if p.is_file()),

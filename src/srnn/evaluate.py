@@ -24,7 +24,9 @@ def evaluate_elbo(model: SequenceModel, split: Split, batch_size: int = 32, seed
     ``elbo_per_step`` = sum of per-sequence ELBOs / number of unpadded steps (the library's
     metric); ``elbo_mean_of_sequences`` = mean over sequences of each one's ELBO per step (the
     convention of the SRNN paper's code). Stream-ordered splits are evaluated window by window
-    with the state carried along the streams, as they are trained.
+    with the state carried along the streams, as they are trained. Steps are reported steps:
+    in the flat view (``split.steps_per_step`` = D scalar steps per original step) every figure
+    is per original step, and ``steps`` counts original steps.
     """
     was_training = model.training
     model.eval()
@@ -46,6 +48,7 @@ def evaluate_elbo(model: SequenceModel, split: Split, batch_size: int = 32, seed
         steps.append(terms.mask.sum(1).double().cpu())
     model.train(was_training)
     e, r, k, n = (torch.cat(v).numpy() for v in (elbo, recon, kl, steps))
+    n = n / split.steps_per_step  # reported (original) steps of each sequence
     total = float(n.sum())
     return {
         "bound": "exact" if model.z_dim == 0 else "elbo",  # the RNN's log-likelihood is exact
@@ -54,7 +57,8 @@ def evaluate_elbo(model: SequenceModel, split: Split, batch_size: int = 32, seed
         "kl_per_step": float(k.sum() / total),
         "elbo_mean_of_sequences": float(np.mean(e / n)),
         "elbo_per_sequence": float(e.mean()),
-        "steps": int(total),
+        "steps": int(round(total)),
+        "steps_per_step": split.steps_per_step,
         "sequences": len(n),
         "seconds": time.perf_counter() - t0,
     }
@@ -78,7 +82,8 @@ def evaluate_particle_bound(model: SequenceModel, split: Split, bound: str, samp
     Stream-ordered splits are joined back into one sequence per stream (the particles then
     carry everything along the stream). At most ``max_particles`` particle rows and
     ``max_steps`` padded sequence steps are processed at once; memory grows with each of them,
-    never with their product.
+    never with their product. Figures are per reported step (per original step in the flat
+    view), as in :func:`evaluate_elbo`.
     """
     if bound not in ("iwae", "fivo"):
         raise ValueError(f"unknown particle bound {bound!r}; choose iwae or fivo")
@@ -98,10 +103,11 @@ def evaluate_particle_bound(model: SequenceModel, split: Split, bound: str, samp
         resamples.append(res.resamples.double().cpu())
     model.train(was_training)
     ll, n, r = (torch.cat(v).numpy() for v in (lls, steps, resamples))
+    per = n / split.steps_per_step  # reported (original) steps of each sequence
     key = bound_key(bound, samples)
-    out = {f"{key}_per_step": float(ll.sum() / n.sum()),
-           f"{key}_mean_of_sequences": float(np.mean(ll / n)),
+    out = {f"{key}_per_step": float(ll.sum() / per.sum()),
+           f"{key}_mean_of_sequences": float(np.mean(ll / per)),
            f"{key}_seconds": time.perf_counter() - t0}
     if bound == "fivo":
-        out[f"{key}_resampling_rate"] = float(r.sum() / n.sum())
+        out[f"{key}_resampling_rate"] = float(r.sum() / n.sum())  # per model step
     return out

@@ -19,12 +19,15 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
     """Write curves.png, rolls.png, kl.png and sample_stats.json for ``run_dir`` into ``out``.
 
     The test piece is ``data.test.x[piece]`` (stream-ordered test files are joined back into
-    whole streams first); samples are ``length`` steps long (default: the piece's length).
+    whole streams first); samples are ``length`` steps long (default: the piece's length). A
+    run on the flat view is shown in its original steps (pieces and samples folded into
+    (T, D), KL summed per step; :mod:`srnn.data.flat`).
     """
+    from srnn.data.flat import fold_steps
     from srnn.data.sequences import Modality
     from srnn.music.stats import compare_statistics
     from srnn.plots import plot_kl_over_roll, plot_piano_rolls, plot_training_curves
-    from srnn.sampling import reconstruct, run_grid
+    from srnn.sampling import generate_steps, reconstruct, run_grid
     from srnn.train.trainer import load_trained
 
     if num < 1:
@@ -36,14 +39,17 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
         raise ConfigError(f"--piece must be in 0..{len(test) - 1}, not {piece}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    k = data.steps_per_step  # D in the flat view, else 1
+    pieces = [fold_steps(x, k) for x in test.x]  # in original steps
     if data.modality == Modality.SPEECH:
-        return _plot_speech_run(run_dir, out, model, data, test, piece, num, length, seed)
+        return _plot_speech_run(run_dir, out, model, data, pieces, piece, num, length, seed)
     step = run_grid(run_dir).write_seconds
-    roll = test.x[piece]
+    roll = pieces[piece]
     T = length or len(roll)
     torch.manual_seed(seed)
-    rec = reconstruct(model, roll, generator=torch.Generator().manual_seed(seed))
-    samples = model.generate(num, T).cpu().numpy()
+    rec = reconstruct(model, roll, generator=torch.Generator().manual_seed(seed),
+                      steps_per_step=k)
+    samples = generate_steps(model, num, T, k)
     written = [plot_training_curves(run_dir, out / "curves.png")]
     written.append(plot_piano_rolls(
         {f"test piece {piece}": roll, "reconstruction (probabilities)": rec.probabilities,
@@ -51,7 +57,7 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
         title=f"{cfg.model} on {cfg.dataset}"))
     written.append(plot_kl_over_roll(roll, rec.kl, out / "kl.png", step_seconds=step,
                                      title=f"KL(q || p) per step, test piece {piece}"))
-    stats = compare_statistics(list(samples), list(test.x))
+    stats = compare_statistics(list(samples), pieces)
     stats.update({"run": str(run_dir), "num_samples": num, "sample_length": T, "seed": seed})
     write_json(out / "sample_stats.json", stats)
     written.append(out / "sample_stats.json")
@@ -60,18 +66,20 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
             "piece_steps": len(roll)}
 
 
-def _plot_speech_run(run_dir, out: Path, model, data, test, piece: int, num: int,
-                     length: int | None, seed: int) -> dict[str, Any]:
-    """Speech: curves.png, speech.png (a test utterance, KL per frame, reconstruction mean and
-    log-variance), samples as WAV."""
+def _plot_speech_run(run_dir, out: Path, model, data, pieces: list[np.ndarray], piece: int,
+                     num: int, length: int | None, seed: int) -> dict[str, Any]:
+    """Speech: curves.png, speech.png (a test utterance of ``pieces``, the test split's frames
+    (T, frame size), KL per frame, reconstruction mean and log-variance), samples as WAV."""
     from srnn.data.speech import decode
     from srnn.data.wav import write_wav
     from srnn.plots import plot_speech, plot_training_curves
-    from srnn.sampling import reconstruct
+    from srnn.sampling import generate_steps, reconstruct
 
     info = data.info
-    frames = test.x[piece]
-    rec = reconstruct(model, frames, generator=torch.Generator().manual_seed(seed))
+    k = data.steps_per_step
+    frames = pieces[piece]
+    rec = reconstruct(model, frames, generator=torch.Generator().manual_seed(seed),
+                      steps_per_step=k)
     std = info["normaliser"]["std"]
     # The emission's log-variance in the units of the waveform (the normaliser's scale).
     log_var = np.log(rec.variance) + 2 * np.log(std)
@@ -85,7 +93,7 @@ def _plot_speech_run(run_dir, out: Path, model, data, test, piece: int, num: int
                                title=f"test utterance {piece}: KL per frame, reconstruction"))
     torch.manual_seed(seed)
     T = length or len(frames)
-    for i, fr in enumerate(model.generate(num, T).cpu().numpy()):
+    for i, fr in enumerate(generate_steps(model, num, T, k)):
         p = out / f"sample-{i}.wav"
         write_wav(decode(fr, info), p, int(info["rate"]))
         written.append(p)

@@ -3,7 +3,9 @@
 All of them need only the run directory (``config.json``, ``data.json`` and ``best.pt``); MIDI
 files are read and written on the grid of the run's data set, from its data card (see
 :meth:`srnn.train.run_dir.RunDirectory.card` and :class:`srnn.data.grid.Grid`), and a speech
-model's samples are written as WAV files.
+model's samples are written as WAV files. A model of the flat view (:mod:`srnn.data.flat`;
+the card's ``steps_per_step`` = D) reads and draws D scalar steps per time step: pieces are
+flattened on the way in and everything it gives back is folded into (T, D) steps.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from srnn.data.card import DataCard
+from srnn.data.flat import flatten_steps, fold_steps, step_sums
 from srnn.data.grid import Grid
 from srnn.data.sequences import Modality, shift_inputs
 from srnn.errors import ConfigError, DataError
@@ -36,22 +39,47 @@ def one_batch(rolls: list[np.ndarray]) -> Batch:
     return pad_batch(rolls, [shift_inputs(r) for r in rolls])
 
 
+def model_steps(piece: np.ndarray, steps_per_step: int = 1) -> np.ndarray:
+    """A piece (T, D) as the model reads it: itself, or in the flat view (``steps_per_step`` =
+    D > 1) its T·D scalar steps (T·D, 1); one batch of it then has the flat view's inputs."""
+    piece = np.asarray(piece, dtype=np.float32)
+    if steps_per_step == 1:
+        return piece
+    if piece.ndim != 2 or piece.shape[1] != steps_per_step:
+        raise DataError(f"the model reads steps of {steps_per_step} values (the flat view), "
+                        f"got a piece of shape {piece.shape}")
+    return flatten_steps(piece)
+
+
+@torch.no_grad()
+def generate_steps(model: SequenceModel, num: int, steps: int,
+                   steps_per_step: int = 1) -> np.ndarray:
+    """``num`` ancestral samples of ``steps`` time steps, (num, steps, D); a model of the flat
+    view (``steps_per_step`` = D) draws steps·D scalars, folded into (steps, D)."""
+    x = model.generate(num, steps * steps_per_step).cpu().numpy()
+    return fold_steps(x, steps_per_step)
+
+
 @torch.no_grad()
 def continuation(model: SequenceModel, primer: np.ndarray, num: int, steps: int,
-                 generator: torch.Generator | None = None) -> np.ndarray:
+                 generator: torch.Generator | None = None,
+                 steps_per_step: int = 1) -> np.ndarray:
     """``num`` continuations of ``primer`` (P, D) by ``steps`` steps, each (P + steps, D).
 
     The posterior q is run over the primer (one draw of z_1:P per continuation), then the
-    generative model continues from the state the primer ends in.
+    generative model continues from the state the primer ends in (in the flat view, from its
+    last scalar, for steps·D scalars).
     """
     from srnn.bounds.elbo import elbo_terms
 
     model.eval()
-    primer = np.asarray(primer, dtype=np.float32)
+    primer = model_steps(primer, steps_per_step)
     batch = one_batch([primer] * num)
     terms = elbo_terms(model, batch, generator=generator)
-    cont = model.generate(num, steps, carry=terms.carry, x_last=batch.x[:, -1])
-    return np.concatenate([np.repeat(primer[None], num, 0), cont.cpu().numpy()], axis=1)
+    cont = model.generate(num, steps * steps_per_step, carry=terms.carry,
+                          x_last=batch.x[:, -1])
+    return fold_steps(np.concatenate([np.repeat(primer[None], num, 0), cont.cpu().numpy()],
+                                     axis=1), steps_per_step)
 
 
 @dataclass
@@ -67,32 +95,36 @@ class Reconstruction:
 
 @torch.no_grad()
 def reconstruct(model: SequenceModel, roll: np.ndarray, draws: int = 16,
-                generator: torch.Generator | None = None) -> Reconstruction:
+                generator: torch.Generator | None = None,
+                steps_per_step: int = 1) -> Reconstruction:
     """Reconstruct ``roll`` (T, D) through the posterior, averaging ``draws`` draws of z_1:T;
     for a model without latents, its one-step-ahead predictions given the true past. One pass:
-    the same draws give the probabilities and the ELBO terms."""
+    the same draws give the probabilities and the ELBO terms. In the flat view
+    (``steps_per_step`` = D) the piece is read as T·D scalars (each value predicted from the
+    values before it) and the result is folded back: (T, D) values, terms summed per step."""
     from torch.distributions import Normal, kl_divergence
 
     from srnn.bounds.elbo import sample_posterior
     from srnn.models import StateSpaceModel
 
     model.eval()
-    roll = np.asarray(roll, dtype=np.float32)
-    batch = one_batch([roll] * draws)
+    seq = model_steps(roll, steps_per_step)
+    k = steps_per_step
+    batch = one_batch([seq] * draws)
     if model.z_dim == 0:
         dist, _ = model.predictive(batch)
         kl = torch.zeros_like(batch.mask)
     else:
         assert isinstance(model, StateSpaceModel)
         pre = model.precompute(batch)
-        run = sample_posterior(model, pre, model.init_state(pre), len(roll), generator)
+        run = sample_posterior(model, pre, model.init_state(pre), len(seq), generator)
         dist = model.observation(run.z, pre, run.context)
         kl = kl_divergence(Normal(run.q_loc, run.q_scale),
                            Normal(run.p_loc, run.p_scale)).sum(-1)
-    return Reconstruction(probabilities=dist.mean.mean(0).cpu().numpy(),
-                          recon=dist.log_prob(batch.x).mean(0).cpu().numpy(),
-                          kl=kl.mean(0).cpu().numpy(),
-                          variance=dist.variance.mean(0).cpu().numpy())
+    return Reconstruction(probabilities=fold_steps(dist.mean.mean(0).cpu().numpy(), k),
+                          recon=step_sums(dist.log_prob(batch.x).mean(0).cpu().numpy(), k),
+                          kl=step_sums(kl.mean(0).cpu().numpy(), k),
+                          variance=fold_steps(dist.variance.mean(0).cpu().numpy(), k))
 
 
 def _paths(out: Path, num: int) -> list[Path]:
@@ -138,7 +170,7 @@ def write_speech(model: SequenceModel, card: DataCard, out: str | os.PathLike[st
         raise ConfigError(f"the data card of {card.name!r} holds no sample rate and normaliser "
                           "(rate, frame_size, normaliser): the frames cannot be turned into audio")
     torch.manual_seed(seed)
-    frames = model.generate(num, length).cpu().numpy()
+    frames = generate_steps(model, num, length, card.steps_per_step)
     if out.suffix == ".npy":
         atomic_write(out, lambda f: np.save(f, frames.astype(np.float32)))
         return [out]
@@ -178,10 +210,11 @@ def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     write_seconds = g.write_seconds  # a grid that is not musical is an error before sampling
     torch.manual_seed(seed)
     first = read_primer(primer, g) if primer else None
+    k = card.steps_per_step  # D in the flat view, else 1
     if first is not None:
-        rolls = continuation(model, first, num, length, torch.Generator().manual_seed(seed))
+        rolls = continuation(model, first, num, length, torch.Generator().manual_seed(seed), k)
     else:
-        rolls = model.generate(num, length).cpu().numpy()
+        rolls = generate_steps(model, num, length, k)
     sec = step_seconds or write_seconds
     written = write_rolls(rolls.astype(np.float32), out, sec, wav)
     if png:
@@ -206,12 +239,16 @@ def reconstruct_file(run_dir: str | os.PathLike[str], midi_in: str | os.PathLike
 
     if draws < 1:
         raise ConfigError("--draws must be at least 1")
+    from srnn.train.run_dir import RunDirectory
+
     model, _ = load_model(run_dir)
-    g = run_grid(run_dir)
+    card = RunDirectory(run_dir).card()
+    g = card.grid
     roll = read_midi(midi_in, **g.read_options())
     if len(roll) == 0:
         raise DataError(f"{midi_in}: the piece has no time steps")
-    rec = reconstruct(model, roll, draws, torch.Generator().manual_seed(seed))
+    rec = reconstruct(model, roll, draws, torch.Generator().manual_seed(seed),
+                      card.steps_per_step)
     written = write_rolls((rec.probabilities > 0.5)[None].astype(np.float32), out,
                           g.write_seconds, wav)
     if probabilities:

@@ -4,12 +4,15 @@ Enough to turn model outputs back into music or audio without the data files. As
 
     {"name": "jsb", "protocol": "canonical", "time_step": "quarter note", "binary": true,
      "dim": 88, "grid": {"kind": "beats", "steps_per_beat": 1, "label": "quarter note"},
-     "modality": "music"}
+     "modality": "music", "flat": false, "steps_per_step": 1}
 
 ``grid`` is :meth:`srnn.data.grid.Grid.to_dict`, ``modality`` one of "music", "speech",
-"other". A speech set adds ``rate`` (Hz), ``frame_size`` (samples per frame), ``normaliser``
-(``{"mean", "std"}`` of the training samples) and ``permute_seed`` (the frame permutation's
-seed, or null): :class:`SpeechInfo` (``DataCard.speech``; ``None`` where the card has none).
+"other". ``flat`` says whether the run models the flat view of the set (:mod:`srnn.data.flat`)
+and ``steps_per_step`` how many model steps make one of the set's steps (in the flat view D
+scalar steps, with ``dim`` 1; else 1); cards without them are of the plain view. A speech set
+adds ``rate`` (Hz), ``frame_size`` (samples per frame), ``normaliser`` (``{"mean", "std"}`` of
+the training samples) and ``permute_seed`` (the frame permutation's seed, or null):
+:class:`SpeechInfo` (``DataCard.speech``; ``None`` where the card has none).
 
 :func:`data_card` builds the card of a :class:`~srnn.data.sequences.SequenceDataset`;
 :func:`read_card` turns a card back into a typed :class:`DataCard`. Cards written before grids
@@ -85,6 +88,8 @@ class DataCard:
     binary: bool | None = None
     dim: int | None = None
     speech: SpeechInfo | None = None
+    flat: bool = False
+    steps_per_step: int = 1  # model steps per time step of the set (flat view: D)
 
     @classmethod
     def of(cls, data: SequenceDataset) -> DataCard:
@@ -94,14 +99,15 @@ class DataCard:
             speech = SpeechInfo.from_dict(data.info, f"data set {data.name!r}")
         return cls(name=data.name, protocol=data.protocol, time_step=data.time_step,
                    grid=data.grid, modality=data.modality, binary=data.binary, dim=data.dim,
-                   speech=speech)
+                   speech=speech, flat=data.flat, steps_per_step=data.steps_per_step)
 
     def to_dict(self) -> dict[str, Any]:
         """The card as JSON (the keys of the module docstring)."""
         out: dict[str, Any] = {"name": self.name, "protocol": self.protocol,
                                "time_step": self.time_step, "binary": self.binary,
                                "dim": self.dim, "grid": self.grid.to_dict(),
-                               "modality": self.modality.value}
+                               "modality": self.modality.value, "flat": self.flat,
+                               "steps_per_step": self.steps_per_step}
         if self.speech is not None:
             out.update(self.speech.to_dict())
         return out
@@ -147,6 +153,12 @@ def read_card(card: Mapping[str, Any] | None, dataset: str,
         raise ConfigError(f"{where}: binary must be true or false, got {binary!r}")
     if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
         raise ConfigError(f"{where}: dim must be a positive integer, got {dim!r}")
+    flat, per_step = card.get("flat", False), card.get("steps_per_step", 1)
+    if not isinstance(flat, bool):
+        raise ConfigError(f"{where}: flat must be true or false, got {flat!r}")
+    if not isinstance(per_step, int) or isinstance(per_step, bool) or per_step < 1:
+        raise ConfigError(f"{where}: steps_per_step must be a positive integer, got "
+                          f"{per_step!r}")
     return DataCard(name=str(card.get("name", dataset)), protocol=str(known["protocol"]),
                     time_step=str(known["time_step"]), grid=grid, modality=modality,
-                    binary=binary, dim=dim, speech=speech)
+                    binary=binary, dim=dim, speech=speech, flat=flat, steps_per_step=per_step)

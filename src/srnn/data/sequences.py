@@ -37,23 +37,36 @@ class Split:
     ``streams`` > 0 marks stream-ordered windows (the Fraccaro training files): window
     ``r + streams`` continues window ``r``, so batches must hold ``streams`` consecutive rows
     in order and the recurrent state may be carried from one batch to the next.
+
+    ``steps_per_step`` is how many of the split's (model) steps make one reported time step:
+    1, except in the flat view (:mod:`srnn.data.flat`), where each original step of D values
+    is D scalar steps. Every figure per time step divides by :attr:`reported_steps`, and
+    training windows are counted in reported steps (:mod:`srnn.data.batching`).
     """
 
     x: list[np.ndarray]
     u: list[np.ndarray]
     streams: int = 0
+    steps_per_step: int = 1
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.u):
             raise ValueError("x and u must hold the same number of sequences")
+        if self.steps_per_step < 1:
+            raise ValueError(f"steps_per_step must be at least 1, not {self.steps_per_step}")
 
     def __len__(self) -> int:
         return len(self.x)
 
     @property
     def steps(self) -> int:
-        """Number of (unpadded) time steps in the split."""
+        """Number of (unpadded) model steps in the split (scalar steps in the flat view)."""
         return int(sum(len(s) for s in self.x))
+
+    @property
+    def reported_steps(self) -> int:
+        """Number of (unpadded) reported time steps: :attr:`steps` / ``steps_per_step``."""
+        return self.steps // self.steps_per_step
 
     @classmethod
     def from_targets(cls, sequences: list[np.ndarray]) -> Split:
@@ -69,11 +82,12 @@ class Split:
         s = self.streams
         xs = [np.concatenate(self.x[i::s]) for i in range(s) if self.x[i::s]]
         us = [np.concatenate(self.u[i::s]) for i in range(s) if self.u[i::s]]
-        return Split(x=xs, u=us)
+        return Split(x=xs, u=us, steps_per_step=self.steps_per_step)
 
     def subset(self, n: int) -> Split:
         """The first ``n`` sequences (stream order kept)."""
-        return Split(x=self.x[:n], u=self.u[:n], streams=self.streams)
+        return Split(x=self.x[:n], u=self.u[:n], streams=self.streams,
+                     steps_per_step=self.steps_per_step)
 
 
 @dataclass
@@ -83,6 +97,9 @@ class SequenceDataset:
     ``grid`` is what one time step is (:class:`~srnn.data.grid.Grid`; ``time_step`` is its
     display text) and ``modality`` what the values are (:data:`MODALITIES`); every loader sets
     both, and :mod:`srnn.data.registry` knows them for each named set without loading it.
+    ``flat`` marks the flat view of a set (:func:`srnn.data.flat.flatten_dataset`): one scalar
+    per model step, ``steps_per_step`` of them per original step (grid, modality and figures
+    per step stay those of the original steps).
     """
 
     name: str
@@ -95,6 +112,7 @@ class SequenceDataset:
     info: dict = field(default_factory=dict)
     grid: Grid = NO_GRID
     modality: Modality = Modality.OTHER
+    flat: bool = False
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -104,7 +122,13 @@ class SequenceDataset:
 
     @property
     def dim(self) -> int:
+        """Values per model step (1 in the flat view)."""
         return int(self.train.x[0].shape[-1])
+
+    @property
+    def steps_per_step(self) -> int:
+        """Model steps per reported time step (the original dim in the flat view, else 1)."""
+        return self.train.steps_per_step
 
     def split(self, name: str) -> Split:
         if name not in ("train", "valid", "test"):

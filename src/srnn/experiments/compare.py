@@ -4,7 +4,9 @@ Each model is a :class:`~srnn.experiments.jobs.Job` that trains into ``OUT/<mode
 ordinary run directory), run by the sweeps' job runner, several at once where ``jobs > 1``: a
 finished model is not trained again and a started one resumes, so an interrupted comparison
 continues where it stopped. The table goes to ``OUT/comparison.csv``, ``OUT/comparison.md`` and
-``OUT/comparison.json``.
+``OUT/comparison.json``. With ``flat`` every model trains on the flat view of the data set
+(:mod:`srnn.data.flat`; x_dim 1, parameter counts matched on it), and the figures stay per
+original time step.
 """
 
 from __future__ import annotations
@@ -117,20 +119,25 @@ def write_tables(out: Path, rows: list[dict[str, Any]], dataset: str,
 def compare(dataset: str, models: list[str], out: str | os.PathLike[str], jobs: int = 1,
             threads: int | None = None, data_dir: str | None = None, match: bool = True,
             target: int | None = None, options: dict[str, dict[str, Any]] | None = None,
-            command: str | None = None, **train_options: Any) -> list[dict[str, Any]]:
-    """Train ``models`` on ``dataset`` into ``out/<model>`` and write the comparison tables."""
+            command: str | None = None, flat: bool = False,
+            **train_options: Any) -> list[dict[str, Any]]:
+    """Train ``models`` on ``dataset`` (its flat view with ``flat``) into ``out/<model>`` and
+    write the comparison tables."""
     from srnn.train.trainer import RunConfig, prepare_data
 
     out = Path(out)
-    data = prepare_data(RunConfig(dataset=dataset, data_dir=data_dir))
+    data = prepare_data(RunConfig(dataset=dataset, data_dir=data_dir, flat=flat))
     opts = plan(models, data.dim, data.binary, match=match, target=target, options=options)
     threads = threads or max(1, (os.cpu_count() or 1) // max(jobs, 1))
     train_options = dict(train_options)
     seed = int(train_options.pop("seed", 0))
+    # `flat` reaches srnn.train.trainer.train with the training options (and enters the job
+    # ids); left out when off, so the ids of other comparisons stay as they were.
+    job_options = {**train_options, "flat": True} if flat else train_options
     todo = [Job(label=m, dataset=dataset, model=m, model_options=opts[m],
-                train_options=train_options, seed=seed, folder=m) for m in models]
-    with sweep_folder(out, "comparison", {"dataset": dataset}):
-        write_json(out / "plan.json", {"dataset": dataset, "models": opts,
+                train_options=job_options, seed=seed, folder=m) for m in models]
+    with sweep_folder(out, "comparison", {"dataset": dataset, "flat": flat}):
+        write_json(out / "plan.json", {"dataset": dataset, "flat": flat, "models": opts,
                                        "train_options": {**train_options, "seed": seed},
                                        "jobs": jobs, "threads_per_job": threads})
         results = run_jobs(todo, out, workers=jobs, threads=threads, data_dir=data_dir)

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from srnn.experiments.paper import PAPER_TABLE2, POSTER_D, POSTER_Z, SET_TITLES, SETS
+from srnn.experiments.paper import (
+    PAPER_TABLE2,
+    POSTER_D,
+    POSTER_Z,
+    REEXAMINE_SETS,
+    SET_TITLES,
+    SETS,
+)
 from srnn.io import atomic_write, write_json
 
 if TYPE_CHECKING:
@@ -26,8 +33,9 @@ if TYPE_CHECKING:
 Rows = list[dict[str, Any]]
 DPI = 110
 
-COLUMNS = ["job_id", "experiment", "protocol", "set", "dataset", "model", "variant", "z", "d",
-           "seed", "parameters", "bound", "test_per_step", "test_mean_of_sequences",
+COLUMNS = ["job_id", "experiment", "protocol", "set", "dataset", "modality", "model", "variant",
+           "z", "d", "seed", "parameters", "bound", "test_per_step", "test_mean_of_sequences",
+           "test_per_sequence",
            "valid_per_step", "recon_per_step", "kl_per_step", "cross_entropy_per_note",
            "epochs", "best_epoch", "train_minutes", "error"]
 
@@ -39,12 +47,14 @@ def result_row(job: Job, res: dict[str, Any]) -> dict[str, Any]:
     if "error" in res:
         row["error"] = res["error"]
         return row
-    x_dim = res["model_options"]["x_dim"]
+    # Values per time step: x_dim, times the scalar steps per step of a flat view (x_dim 1).
+    x_dim = res["model_options"]["x_dim"] * res.get("steps_per_step", 1)
     row.update({
         "parameters": res["parameters"],
         "bound": "exact" if res.get("bound") == "exact" else "elbo",
         "test_per_step": res["elbo_per_step"],
         "test_mean_of_sequences": res["elbo_mean_of_sequences"],
+        "test_per_sequence": res.get("elbo_per_sequence", ""),  # mean of each one's total
         "valid_per_step": res["valid_elbo_per_step"],
         "recon_per_step": res["recon_per_step"],
         "kl_per_step": res["kl_per_step"],
@@ -114,6 +124,8 @@ def _variants(rows: Rows) -> list[str]:
 
 
 def tables(experiment: str, rows: Rows, command: str | None = None) -> str:
+    if experiment == "reexamine":
+        return _reexamine_tables(rows, command)
     seeds = max((r["seed"] for r in rows), default=0) + 1
     lines = [f"# srnn reproduce {experiment}", ""]
     if command:
@@ -190,11 +202,95 @@ def _by_variant_tables(experiment: str, rows: Rows, proto: str, sets: list[str])
     return out
 
 
+# The two halves of the re-examination: (modality, heading, plot title, what a step is).
+REEXAMINE_GROUPS = (
+    ("music", "Music: canonical piano rolls", "Music", "time step"),
+    ("speech", "Speech: FSDD and FSDD-perm, stand-ins for TIMIT and Perm-TIMIT", "Speech",
+     "frame"),
+)
+
+
+def _bound_name(rows: Rows, variant: str) -> str:
+    """What the figures of ``variant`` are: exact (the RNNs) or an ELBO (the SRNNs)."""
+    kinds = {r["bound"] for r in rows if r["variant"] == variant and not r.get("error")}
+    return "/".join("exact" if k == "exact" else "ELBO" for k in sorted(kinds)) or "—"
+
+
+def _reexamine_tables(rows: Rows, command: str | None = None) -> str:
+    """``tables.md`` of ``reexamine``: per group of sets (music, speech), the test figures of
+    each model per set (per step; on speech per frame and per recording) and the parameter
+    counts."""
+    seeds = max((r["seed"] for r in rows), default=0) + 1
+    lines = ["# srnn reproduce reexamine", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [
+        "Test log-likelihood of the best validation epoch over the whole test split, in nats: "
+        "exact for the RNNs, the ELBO (a lower bound) for the SRNNs (the *bound* row). Music: "
+        "per time step of 88 notes; speech: per 200-sample frame, and per recording (the mean "
+        "over test recordings of each one's total). On music every RNN has at most the "
+        "parameters of its SRNN (F-RNN ≤ F-SRNN, RNN-hier ≤ SRNN-hier, RNN-flat ≤ SRNN-flat), "
+        "as in Lai, Dai, Yang and Yoo (2019)."
+        + (f" Mean ± standard deviation over {seeds} seeds." if seeds > 1 else ""), ""]
+    for modality, heading, _, unit in REEXAMINE_GROUPS:
+        mr = [r for r in rows if r.get("modality") == modality]
+        if not mr:
+            continue
+        sets = _present(mr, "set", REEXAMINE_SETS)
+        variants = _variants(mr)
+        header = ["data set", *variants]
+        bounds = ["*bound*", *(_bound_name(mr, v) for v in variants)]
+
+        def body(key: str, digits: int = 3, mr: Rows = mr, sets: list[str] = sets,
+                 variants: list[str] = variants) -> list[list[str]]:
+            stats = {(k[1], k[2]): v for k, v in aggregate(mr, key).items()}
+            return [[SET_TITLES[s], *(cell(stats.get((s, v)), digits) for v in variants)]
+                    for s in sets]
+
+        lines += [f"## {heading}", "", f"Test log-likelihood per {unit}:", ""]
+        lines += _table(header, [bounds, *body("test_per_step")])
+        if modality == "speech":
+            lines += ["Test log-likelihood per recording:", ""]
+            lines += _table(header, [bounds, *body("test_per_sequence", 1)])
+        params = {(k[1], k[2]): v for k, v in aggregate(mr, "parameters").items()}
+        lines += ["Parameters:", ""]
+        lines += _table(header, [[SET_TITLES[s], *(f"{params[(s, v)][0]:,.0f}"
+                                                   if (s, v) in params else "—"
+                                                   for v in variants)] for s in sets])
+    failed = [r for r in rows if r.get("error")]
+    if failed:
+        lines += ["## Failed jobs", ""]
+        lines += [f"- `{r['job_id']}`: {r['error']}" for r in failed] + [""]
+    return "\n".join(lines)
+
+
 # -- plots ---------------------------------------------------------------------------------
+
+
+def _reexamine_plots(out: Path, rows: Rows, curves: dict[str, list[dict[str, Any]]]
+                     ) -> list[Path]:
+    """``reexamine-<modality>-test.png`` (test figure per model, a panel per set) and
+    ``reexamine-<modality>-curves.png`` (validation figure per epoch)."""
+    written = []
+    for modality, _, title, unit in REEXAMINE_GROUPS:
+        mr = [r for r in rows if r.get("modality") == modality]
+        if not mr:
+            continue
+        sets = _present(mr, "set", REEXAMINE_SETS)
+        proto = mr[0]["protocol"]  # one per group: canonical (music), fsdd (speech)
+        written.append(_curve_panels(out / f"reexamine-{modality}-curves.png", mr, sets,
+                                     curves, proto, ylabel=f"validation figure per {unit}",
+                                     title=f"{title}: training curves"))
+        written.append(_variant_plot(out / f"reexamine-{modality}-test.png", mr, sets, proto,
+                                     paper=False, ylabel=f"test log-likelihood per {unit}",
+                                     title=f"{title}: test"))
+    return written
 
 
 def plots(out: Path, experiment: str, rows: Rows,
           curves: dict[str, list[dict[str, Any]]]) -> list[Path]:
+    if experiment == "reexamine":
+        return _reexamine_plots(out, rows, curves)
     written = []
     for proto in _present(rows, "protocol", ("canonical", "fraccaro")):
         pr = [r for r in rows if r["protocol"] == proto]
@@ -228,9 +324,10 @@ def plots(out: Path, experiment: str, rows: Rows,
     return written
 
 
-def _variant_plot(path: Path, rows: Rows, sets: list[str], proto: str, paper: bool) -> Path:
+def _variant_plot(path: Path, rows: Rows, sets: list[str], proto: str, paper: bool,
+                  ylabel: str | None = None, title: str | None = None) -> Path:
     """Test ELBO per variant, one panel per set (the paper's SRNN figure dashed, in the
-    paper's convention, on its own files)."""
+    paper's convention, on its own files); ``ylabel`` and ``title`` replace the defaults."""
     variants = _variants(rows)
     key = "test_mean_of_sequences" if paper and proto == "fraccaro" else "test_per_step"
     stats = aggregate(rows, key)
@@ -249,9 +346,9 @@ def _variant_plot(path: Path, rows: Rows, sets: list[str], proto: str, paper: bo
         ax.set_xlim(-0.5, len(variants) - 0.5)
         ax.set_title(SET_TITLES[s])
         ax.grid(alpha=0.3, axis="y")
-    axes[0][0].set_ylabel("test ELBO" + (", paper convention" if key != "test_per_step"
-                                         else " per step"))
-    fig.suptitle(f"{proto} protocol")
+    axes[0][0].set_ylabel(ylabel or "test ELBO" + (", paper convention"
+                                                   if key != "test_per_step" else " per step"))
+    fig.suptitle(title or f"{proto} protocol")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -309,7 +406,8 @@ def _curve_plot(path: Path, rows: Rows, curves: dict[str, list[dict[str, Any]]],
 
 
 def _curve_panels(path: Path, rows: Rows, sets: list[str],
-                  curves: dict[str, list[dict[str, Any]]], proto: str) -> Path:
+                  curves: dict[str, list[dict[str, Any]]], proto: str,
+                  ylabel: str = "validation ELBO per step", title: str | None = None) -> Path:
     fig = _figure((3.6 * len(sets), 3.2))
     axes = fig.subplots(1, len(sets), squeeze=False)
     for ax, s in zip(axes[0], sets, strict=True):
@@ -317,8 +415,8 @@ def _curve_panels(path: Path, rows: Rows, sets: list[str],
         _draw_curves(ax, sr, curves)
         _zoom(ax, sr, curves)
         ax.set_title(SET_TITLES[s])
-    axes[0][0].set_ylabel("validation ELBO per step")
-    fig.suptitle(f"Training curves, {proto} protocol")
+    axes[0][0].set_ylabel(ylabel)
+    fig.suptitle(title or f"Training curves, {proto} protocol")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -6,6 +6,10 @@
   2016, Table 2; the paper reports the music sets for smooth + Res_q only).
 - ``compare``: SRNN against VRNN, STORN and the RNN on the four sets at matched parameter
   counts.
+- ``reexamine``: the re-examination of Lai, Dai, Yang and Yoo (2019): the RNN and Dai's
+  simplified SRNN with factorised and autoregressive ("hier") emissions, and the δ-RNN-random
+  on speech, on MuseData, Nottingham, FSDD and FSDD-perm, under their recipe (cosine learning
+  rate, KL weight rising per update), each RNN no larger than its SRNN on music.
 
 Each is a list of :class:`~srnn.experiments.jobs.Job` s (one per setting, data set and seed),
 run by :func:`~srnn.experiments.jobs.run_jobs`; the results go to ``OUT/results.csv`` (one row
@@ -18,21 +22,39 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from srnn.data.pianoroll import PITCHES
+from srnn.data.registry import lookup
+from srnn.data.speech import FRAME_SIZE
 from srnn.errors import ConfigError
 from srnn.experiments.compare import plan
 from srnn.experiments.jobs import Job, run_jobs, sweep_folder
-from srnn.experiments.paper import POSTER_D, POSTER_Z, SETS, TABLE2_VARIANTS
+from srnn.experiments.paper import (
+    DAI_EPOCHS,
+    DAI_RECIPE,
+    FLAT_VARIANTS,
+    POSTER_D,
+    POSTER_Z,
+    REEXAMINE_SETS,
+    REEXAMINE_VARIANTS,
+    SETS,
+    TABLE2_VARIANTS,
+    DaiVariant,
+)
 from srnn.experiments.report import result_row, write_report
+from srnn.experiments.sizes import count_parameters, match_parameters
 from srnn.io import write_json
 from srnn.models import model_fields
+from srnn.nn.emissions import EMISSION_OPTIONS, emission_options
+from srnn.train.config import RunConfig
 from srnn.train.run_dir import RunDirectory
 
 log = logging.getLogger("srnn.reproduce")
 
-EXPERIMENTS = ("poster", "table2", "compare")
+EXPERIMENTS = ("poster", "table2", "compare", "reexamine")
 PROTOCOLS = ("canonical", "fraccaro")
 
 # quick: minutes on a laptop (16 sequences, or streams, of each split; 4 epochs); full: the
@@ -43,6 +65,22 @@ BUDGETS: dict[str, dict[str, Any]] = {
 }
 
 COMPARE_MODELS = ("srnn", "vrnn", "storn", "rnn")
+
+# reexamine: Dai et al.'s recipe in both. quick: 4 epochs on 16 sequences, the KL weight
+# annealed over the first epoch (at 5e-5 per update it would hardly leave 0.2); full:
+# DAI_UPDATES updates (DAI_EPOCHS of each set) without early stopping.
+REEXAMINE_BUDGETS: dict[str, dict[str, Any]] = {
+    "quick": {**{k: v for k, v in DAI_RECIPE.items() if k != "kl_rate"}, "epochs": 4,
+              "kl_epochs": 1.0, "subset": 16},
+    "full": dict(DAI_RECIPE),
+}
+# Where each RNN is kept no larger than its SRNN (Dai et al. do so on MIDI); elsewhere every
+# model keeps its default sizes, and the tables list the counts.
+MATCHED_MODALITIES = ("music",)
+X_DIM = {"music": PITCHES, "speech": FRAME_SIZE}  # values per step: notes, frame samples
+# The flat variants (RNN-flat, SRNN-flat) need RunConfig.flat, the flat view of a data set;
+# True adds them to every set of the experiment (`--no-flat` leaves them out of a run).
+INCLUDE_FLAT = True
 
 
 def dataset_name(protocol: str, name: str) -> str:
@@ -115,11 +153,118 @@ def _settings(experiment: str, overrides: dict[str, Any]
     raise ConfigError(f"unknown experiment {experiment!r}; choose {', '.join(EXPERIMENTS)}")
 
 
-def make_jobs(experiment: str, protocol: str = "canonical", sets: tuple[str, ...] = SETS,
+def flat_available() -> bool:
+    """Whether runs have the flat view of a data set (the field ``flat`` of RunConfig)."""
+    return "flat" in {f.name for f in fields(RunConfig)}
+
+
+def reexamine_variants(modality: str, flat: bool = INCLUDE_FLAT) -> list[DaiVariant]:
+    """The models of the re-examination run on data of ``modality`` ("music", "speech"),
+    with the flat ones when ``flat``."""
+    if flat and not flat_available():
+        raise ConfigError("the flat variants (RNN-flat, SRNN-flat) need the flat view of a data "
+                          "set (RunConfig.flat), which this version does not have")
+    chosen = (*REEXAMINE_VARIANTS, *(FLAT_VARIANTS if flat else ()))
+    return [v for v in chosen if modality in v.emissions]
+
+
+def reexamine_settings(modality: str, overrides: dict[str, Any] | None = None,
+                       flat: bool = INCLUDE_FLAT) -> list[tuple[DaiVariant, dict[str, Any]]]:
+    """Each model of the re-examination on data of ``modality`` with its model options: its
+    emission, the ``overrides`` it has (an emission's own options, e.g. ``ar_hidden``, only
+    where the emission reads them), and, on music (:data:`MATCHED_MODALITIES`), the widths of
+    each RNN scaled so that it has at most as many parameters as its SRNN
+    (``DaiVariant.at_most``; Dai et al. 2019). Widths set in ``overrides`` are not scaled. A
+    flat variant is counted with one value per step."""
+    overrides = dict(overrides or {})
+    variants = reexamine_variants(modality, flat)
+    known = set().union(*(model_fields(v.model) for v in variants))
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"no model of 'reexamine' has the option(s) {', '.join(unknown)}")
+    opts: dict[str, dict[str, Any]] = {}
+    for v in variants:
+        emission = v.emissions[modality]
+        takes = set(model_fields(v.model)) - (set(EMISSION_OPTIONS) -
+                                             set(emission_options(emission)))
+        opts[v.label] = {**{k: x for k, x in overrides.items() if k in takes},
+                         "emission": emission}
+    if modality in MATCHED_MODALITIES:
+        by_label = {v.label: v for v in variants}
+        for v in variants:
+            if v.at_most is None:
+                continue
+            x_dim = 1 if dict(v.run_options).get("flat") else X_DIM[modality]
+            ref = by_label[v.at_most]
+            target = count_parameters(ref.model, {"x_dim": x_dim, **opts[ref.label]})
+            matched = match_parameters(v.model, target, {"x_dim": x_dim, **opts[v.label]},
+                                       at_most=True)
+            opts[v.label] = {k: x for k, x in matched.items() if k != "x_dim"}
+    return [(v, opts[v.label]) for v in variants]
+
+
+def reexamine_train_options(budget: str, name: str, epochs: int | None = None,
+                            max_minutes: float | None = None) -> dict[str, Any]:
+    """The training options of a re-examination job on set ``name``: Dai et al.'s recipe, and
+    the budget's epochs (full: DAI_UPDATES updates of the set, without early stopping)."""
+    if budget not in REEXAMINE_BUDGETS:
+        raise ConfigError(f"unknown budget {budget!r}; choose {', '.join(REEXAMINE_BUDGETS)}")
+    opts = dict(REEXAMINE_BUDGETS[budget])
+    if budget == "full":
+        opts["epochs"] = DAI_EPOCHS[name]
+    if epochs is not None:
+        opts["epochs"] = epochs
+    if budget == "full":
+        opts["patience"] = opts["epochs"]  # no early stopping: the best epoch is tested
+    if max_minutes is not None:
+        opts["max_minutes"] = max_minutes
+    return opts
+
+
+def reexamine_jobs(sets: tuple[str, ...] = REEXAMINE_SETS, budget: str = "quick",
+                   seeds: int = 1, epochs: int | None = None, max_minutes: float | None = None,
+                   overrides: dict[str, Any] | None = None, flat: bool = INCLUDE_FLAT
+                   ) -> list[Job]:
+    """Every job of ``reexamine``: models x data sets x seeds."""
+    bad = [s for s in sets if s not in REEXAMINE_SETS]
+    if bad:
+        raise ConfigError(f"unknown set(s) {', '.join(bad)} for reexamine; choose from "
+                          f"{', '.join(REEXAMINE_SETS)}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, not {seeds}")
+    jobs = []
+    for name in sets:
+        entry = lookup(name)
+        topts = reexamine_train_options(budget, name, epochs, max_minutes)
+        for v, mopts in reexamine_settings(entry.modality.value, overrides, flat):
+            for seed in range(seeds):
+                # A run option (flat) reaches train() with the training options and enters
+                # the id, as under `srnn compare --flat`.
+                jobs.append(Job(
+                    label=f"{name}-{v.slug}", dataset=name, model=v.model, model_options=mopts,
+                    train_options={**topts, **dict(v.run_options)}, seed=seed,
+                    meta={"experiment": "reexamine", "protocol": entry.protocol, "set": name,
+                          "modality": entry.modality.value, "variant": v.label}))
+    return jobs
+
+
+def default_sets(experiment: str) -> tuple[str, ...]:
+    """The data sets an experiment runs on unless told otherwise."""
+    return REEXAMINE_SETS if experiment == "reexamine" else SETS
+
+
+def make_jobs(experiment: str, protocol: str = "canonical", sets: tuple[str, ...] | None = None,
               budget: str = "quick", seeds: int = 1, epochs: int | None = None,
-              max_minutes: float | None = None, overrides: dict[str, Any] | None = None
-              ) -> list[Job]:
-    """Every job of ``experiment``: settings x protocols x data sets x seeds."""
+              max_minutes: float | None = None, overrides: dict[str, Any] | None = None,
+              flat: bool = INCLUDE_FLAT) -> list[Job]:
+    """Every job of ``experiment``: settings x protocols x data sets x seeds (``sets``:
+    :func:`default_sets`; ``flat``: with reexamine's flat variants)."""
+    sets = tuple(sets) if sets else default_sets(experiment)
+    if experiment == "reexamine":
+        if protocol != "canonical":
+            raise ConfigError("reexamine runs on the canonical MIDI sets and FSDD: --protocol "
+                              f"{protocol} does not apply")
+        return reexamine_jobs(sets, budget, seeds, epochs, max_minutes, overrides, flat)
     bad = [s for s in sets if s not in SETS]
     if bad:
         raise ConfigError(f"unknown set(s) {', '.join(bad)}; choose from {', '.join(SETS)}")
@@ -142,16 +287,18 @@ def make_jobs(experiment: str, protocol: str = "canonical", sets: tuple[str, ...
 
 
 def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
-              sets: tuple[str, ...] = SETS, budget: str = "quick", seeds: int = 1,
+              sets: tuple[str, ...] | None = None, budget: str = "quick", seeds: int = 1,
               epochs: int | None = None, max_minutes: float | None = None, workers: int = 1,
               backend: str = "local", threads: int = 1,
               data_dir: str | os.PathLike[str] | None = None,
               slurm: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
-              command: str | None = None) -> list[dict[str, Any]]:
-    """Run (or resume) ``experiment`` into ``out`` and write its results, tables and plots."""
+              command: str | None = None, flat: bool = INCLUDE_FLAT) -> list[dict[str, Any]]:
+    """Run (or resume) ``experiment`` into ``out`` and write its results, tables and plots
+    (``flat``: reexamine with its flat variants)."""
     out = Path(out)
-    jobs = make_jobs(experiment, protocol, tuple(sets), budget, seeds, epochs, max_minutes,
-                     overrides)
+    sets = tuple(sets) if sets else default_sets(experiment)
+    jobs = make_jobs(experiment, protocol, sets, budget, seeds, epochs, max_minutes,
+                     overrides, flat)
     with sweep_folder(out, "reproduction", {"experiment": experiment}):
         write_json(out / "plan.json", {
             "experiment": experiment, "protocol": protocol, "sets": list(sets),

@@ -23,12 +23,14 @@ def count_parameters(name: str, options: dict[str, Any]) -> int:
 
 
 def match_parameters(name: str, target: int, options: dict[str, Any] | None = None,
-                     tolerance: float = 0.02) -> dict[str, Any]:
+                     tolerance: float = 0.02, at_most: bool = False) -> dict[str, Any]:
     """``options`` plus widths scaled so that model ``name`` has about ``target`` parameters.
 
     Options given in ``options`` are kept; the remaining ``SIZE_FIELDS`` are scaled from the
     model's defaults by a common factor. Returns the options of the closest count found (within
-    ``tolerance`` whenever the widths allow it).
+    ``tolerance`` whenever the widths allow it); with ``at_most``, of the closest count that is
+    not above ``target`` (Dai et al. 2019 keep the RNN no larger than the SRNN it is compared
+    with), or of the smallest widths if even they are above it.
     """
     options = dict(options or {})
     base = model_config(name, **options)
@@ -41,17 +43,23 @@ def match_parameters(name: str, target: int, options: dict[str, Any] | None = No
         opts = {**options, **{f: max(1, round(getattr(base, f) * s)) for f in free}}
         return count_parameters(name, opts), opts
 
+    def better(n: int, than: tuple[int, dict[str, Any]] | None) -> bool:
+        if at_most and n > target:
+            return False
+        return than is None or abs(n / target - 1) < abs(than[0] / target - 1)
+
     lo, hi = math.log(1 / 64), math.log(64)
-    best = scaled(0.0)
+    first = scaled(0.0)
+    best = first if better(first[0], None) else None
     for _ in range(40):
         mid = (lo + hi) / 2
         n, opts = scaled(mid)
-        if abs(n / target - 1) < abs(best[0] / target - 1):
+        if better(n, best):
             best = (n, opts)
-        if abs(n / target - 1) <= tolerance / 4:
+        if better(n, None) and abs(n / target - 1) <= tolerance / 4:
             break
         if n < target:
             lo = mid
         else:
             hi = mid
-    return best[1]
+    return best[1] if best is not None else scaled(lo)[1]

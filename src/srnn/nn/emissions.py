@@ -100,6 +100,21 @@ EMISSIONS = {"bernoulli": BernoulliEmission, "gauss": GaussianEmission, "gmm": G
              "made": MADEEmission, "nade": NADEEmission, "ar-rnn": ARRNNEmission,
              "delta-random": DeltaRandomEmission}
 AUTOREGRESSIVE = ("made", "nade", "ar-rnn", "delta-random")  # the emissions with ar_* options
+# The model options that belong to the emission: each emission reads those of
+# emission_options(name) and refuses (or, mixtures, ignores) the others.
+EMISSION_OPTIONS = ("mixtures", "ar_order", "ar_hidden", "ar_layers", "ar_chunk")
+
+
+def emission_options(name: str) -> tuple[str, ...]:
+    """The options of :data:`EMISSION_OPTIONS` that the emission ``name`` reads: ``mixtures``
+    (gmm, ar-rnn, delta-random), ``ar_order`` and ``ar_hidden`` (the autoregressive ones),
+    ``ar_layers`` (those but NADE, which has one layer), ``ar_chunk`` (ar-rnn)."""
+    out = ("mixtures",) if name in ("gmm", "ar-rnn", "delta-random") else ()
+    if name in AUTOREGRESSIVE:
+        out += ("ar_order", "ar_hidden") + (() if name == "nade" else ("ar_layers",))
+    if name == "ar-rnn":
+        out += ("ar_chunk",)
+    return out
 
 
 def make_emission(name: str, in_dim: int, x_dim: int, mixtures: int = 5, *,

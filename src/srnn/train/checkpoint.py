@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import pickle
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError,
-            IndexError, TypeError, AttributeError, UnicodeDecodeError) as e:
+            IndexError, TypeError, AttributeError, UnicodeDecodeError,
+            pickle.UnpicklingError) as e:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({e})") from e
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an srnn checkpoint (no 'model' entry)")

@@ -24,6 +24,11 @@ class TrainConfig:
     kl_epochs: float = 20.0  # ... rising linearly to 1 over this many epochs (0: off)
     lr_decay: float = 1.2  # LR divided by this per epoch ...
     lr_decay_start: int = 20  # ... after this epoch
+    lr_schedule: str = "exponential"  # exponential (lr_decay, lr_decay_start) or cosine: per
+    # update from lr down to lr_min over epochs x updates per epoch (Lai et al. 2019)
+    lr_min: float = 1e-6  # the cosine schedule's last learning rate
+    kl_rate: float = 0.0  # > 0: the KL weight rises by this much per update from kl_start (to
+    # 1) instead of over kl_epochs (Lai et al. 2019: 5e-5)
     patience: int = 10  # stop after this many epochs without a better validation ELBO
     seed: int = 0
     eval_batch_size: int = 32
@@ -46,20 +51,28 @@ EXTENDABLE = ("epochs", "max_minutes", "device")
 
 @dataclass
 class RunConfig:
-    """A run: data set, model name, every model option, training options, data directory."""
+    """A run: data set, model name, every model option, training options, data directory.
+
+    ``flat``: train on the flat view of the data set (:mod:`srnn.data.flat`; RNN-flat,
+    SRNN-flat of Lai, Dai et al. 2019): each step of D values as D scalar steps, x_dim 1, with
+    every figure still per original step and ``train.window`` / ``train.tbptt`` in original
+    steps.
+    """
 
     dataset: str
     model: str = "srnn"
     model_options: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     data_dir: str | None = None
+    flat: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "model": self.model,
                 "model_options": self.model_options, "train": asdict(self.train),
-                "data_dir": self.data_dir}
+                "data_dir": self.data_dir, "flat": self.flat}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         return cls(dataset=d["dataset"], model=d["model"], model_options=d["model_options"],
-                   train=TrainConfig(**d["train"]), data_dir=d.get("data_dir"))
+                   train=TrainConfig(**d["train"]), data_dir=d.get("data_dir"),
+                   flat=bool(d.get("flat", False)))  # configs from before the flat view

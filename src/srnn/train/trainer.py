@@ -28,7 +28,8 @@ from tqdm import tqdm
 from srnn.data import SequenceDataset, load_dataset
 from srnn.data.batching import Batch, lane_streams, stream_batches, training_batches, windows
 from srnn.data.card import data_card
-from srnn.data.sequences import Modality
+from srnn.data.flat import flatten_dataset
+from srnn.data.sequences import Modality, Split
 from srnn.errors import ConfigError, TrainingError
 from srnn.evaluate import evaluate_elbo
 from srnn.models import MODELS, SequenceModel, build_model
@@ -38,12 +39,12 @@ from srnn.train.checkpoint import BEST, LAST, EpochProgress, Progress, TrainingS
 from srnn.train.config import EXTENDABLE, RunConfig, TrainConfig
 from srnn.train.objectives import EpochSums, make_objective
 from srnn.train.run_dir import CONFIG, RunDirectory
-from srnn.train.schedules import KLAnnealing, lr_at_epoch
+from srnn.train.schedules import KLAnnealing, LRSchedule
 
 log = logging.getLogger("srnn.train")
 
 __all__ = ["RunConfig", "TrainConfig", "Trainer", "build_from_config", "load_model",
-           "load_run_config", "load_trained", "prepare_data", "train"]
+           "load_run_config", "load_trained", "prepare_data", "train", "updates_per_epoch"]
 
 
 def load_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
@@ -52,6 +53,8 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
 
 
 def prepare_data(cfg: RunConfig) -> SequenceDataset:
+    """The run's data: its data set, cut to ``train.subset`` sequences, in the flat view
+    (:func:`srnn.data.flat.flatten_dataset`) when ``cfg.flat``."""
     data = load_dataset(cfg.dataset, cfg.data_dir)
     n = cfg.train.subset
     if n:
@@ -59,7 +62,7 @@ def prepare_data(cfg: RunConfig) -> SequenceDataset:
             split = data.split(s)
             keep = n * split.streams if split.streams else n
             setattr(data, s, split.subset(keep))
-    return data
+    return flatten_dataset(data) if cfg.flat else data
 
 
 def check_augmentation(tc: TrainConfig, data: SequenceDataset, name: str) -> None:
@@ -72,9 +75,27 @@ def check_augmentation(tc: TrainConfig, data: SequenceDataset, name: str) -> Non
     if data.modality != Modality.MUSIC or not data.binary:
         raise ConfigError(f"--transpose: data set {name!r} is not a piano roll "
                           f"({data.modality.value} data); pitch shifts apply to music only")
+    if data.flat:
+        raise ConfigError("--transpose shifts the pitches of a step, but in the flat view "
+                          "(--flat) a model step is one value: give one of them")
     if data.train.streams or tc.tbptt:
         raise ConfigError("--transpose moves independent training windows; it cannot be "
                           "combined with stream-ordered training (--tbptt or a stream file)")
+
+
+def updates_per_epoch(train: Split, tc: TrainConfig, draws: int = 8) -> float:
+    """The mean number of updates of a training epoch on ``train``: the streams' windows, the
+    lanes' windows (``tbptt``), or the batches of independent windows, whose number varies
+    from epoch to epoch with the random offsets of the tiling (the mean of ``draws`` tilings
+    of a fixed generator; sequences longer than a window give one more window under most
+    offsets). The cosine learning rate runs over ``epochs`` times this many updates."""
+    if train.streams:
+        return len(train) // train.streams
+    if tc.tbptt:
+        return math.ceil(train.reported_steps / (tc.batch_size * tc.tbptt))
+    rng = np.random.default_rng(0)
+    return float(np.mean([math.ceil(len(windows(train, tc.window, rng)[0]) / tc.batch_size)
+                          for _ in range(draws)]))
 
 
 def build_from_config(cfg: RunConfig, data: SequenceDataset) -> SequenceModel:
@@ -137,6 +158,9 @@ class Trainer:
                  overwrite: bool = False) -> None:
         self.cfg, self.tc = cfg, cfg.train
         self.data = data if data is not None else prepare_data(cfg)
+        if self.data.flat != cfg.flat:
+            raise ConfigError(f"the run's config has flat={cfg.flat}, but the data given are "
+                              f"{'' if self.data.flat else 'not '}a flat view")
         torch.manual_seed(self.tc.seed)
         objective = make_objective(self.tc.objective, self.tc.samples)
         if self.tc.device.startswith("cuda") and not torch.cuda.is_available():
@@ -157,10 +181,19 @@ class Trainer:
         if train.streams:
             per_epoch = len(train) // train.streams
         elif self.tc.tbptt:
-            per_epoch = math.ceil(train.steps / (self.tc.batch_size * self.tc.tbptt))
+            per_epoch = math.ceil(train.reported_steps / (self.tc.batch_size * self.tc.tbptt))
         else:
             per_epoch = math.ceil(len(windows(train, self.tc.window)[0]) / self.tc.batch_size)
-        self.kl = KLAnnealing(self.tc.kl_start, round(self.tc.kl_epochs * per_epoch))
+        self.kl = KLAnnealing(self.tc.kl_start, round(self.tc.kl_epochs * per_epoch),
+                              self.tc.kl_rate)
+        # The cosine runs over the run's updates: epochs x the mean updates of an epoch.
+        cosine = self.tc.lr_schedule == "cosine"
+        total = round(self.tc.epochs * updates_per_epoch(train, self.tc)) if cosine else 0
+        try:
+            self.lr_at = LRSchedule(self.tc.lr_schedule, self.tc.lr, self.tc.lr_decay,
+                                    self.tc.lr_decay_start, self.tc.lr_min, total)
+        except ValueError as e:
+            raise ConfigError(f"--lr-schedule: {e}") from e
         self.progress = Progress()
         self.resuming = False  # resume() was called: the folder's run is continued
         self.stop_requested = False
@@ -225,6 +258,7 @@ class Trainer:
         batches, streams = self._batches()
         carries = streams and self.objective.carries
         sums = self.procs.resumed(partial.sums) if partial else EpochSums()
+        per_step = self.data.train.steps_per_step  # model steps per reported step (flat: D)
         carry = partial.carry if partial else None
         done = partial.batch if partial else 0
         bar = tqdm(batches, desc=f"epoch {p.epoch}", leave=False, unit="batch",
@@ -233,12 +267,13 @@ class Trainer:
             if i < done:
                 continue
             w = self.kl(p.step)
+            self._set_lr()
             out = self.objective(self.model, batch.to(self.device), carry, w)
             if self._update(out.loss):
                 sums.add(out)
                 carry = out.carry if carries else None
                 if sums.steps:
-                    bar.set_postfix(elbo=f"{(sums.recon - sums.kl) / sums.steps:.3f}",
+                    bar.set_postfix(elbo=f"{(sums.recon - sums.kl) * per_step / sums.steps:.3f}",
                                     kl_w=f"{w:.2f}")
             else:
                 sums.skipped += 1
@@ -248,11 +283,20 @@ class Trainer:
         sums = self.procs.summed(sums)
         figures: dict[str, float | None] = {"elbo": None, "recon": None, "kl": None,
                                             "skipped": int(sums.skipped)}
+        steps = sums.steps / per_step  # figures per reported (original) step
         if sums.steps:
-            figures["elbo"] = (sums.recon - sums.kl) / sums.steps
+            figures["elbo"] = (sums.recon - sums.kl) / steps
             if self.objective.has_parts:  # a particle bound has no recon / KL parts
-                figures["recon"], figures["kl"] = sums.recon / sums.steps, sums.kl / sums.steps
+                figures["recon"], figures["kl"] = sums.recon / steps, sums.kl / steps
         return figures
+
+    def _set_lr(self) -> float:
+        """Set the learning rate of the next update from the progress counters (the epoch and
+        the updates made), so a resumed run continues the same schedule; return it."""
+        lr = self.lr_at(self.progress.epoch, self.progress.step)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        return lr
 
     def _update(self, loss: Tensor) -> bool:
         """One optimiser step on ``loss``; a non-finite loss or gradient (in any process)
@@ -330,11 +374,10 @@ class Trainer:
                 log.info("time budget of %.1f min reached", self.tc.max_minutes)
                 break
             p.epoch += 1
-            lr = lr_at_epoch(self.tc.lr, p.epoch, self.tc.lr_decay, self.tc.lr_decay_start)
-            for g in self.opt.param_groups:
-                g["lr"] = lr
+            self._set_lr()
             t0 = time.perf_counter()
             tr = self._train_epoch()
+            lr = self.opt.param_groups[0]["lr"]  # that of the epoch's last update
             va = evaluate_elbo(self.model, self.data.valid, self.tc.eval_batch_size)
             p.elapsed = time.perf_counter() - t_start
             improved = va["elbo_per_step"] > p.best_valid
@@ -372,7 +415,8 @@ class Trainer:
         self.model.load_state_dict(best["model"])
         res = evaluate_elbo(self.model, self.data.split(split), self.tc.eval_batch_size)
         out = {"dataset": self.cfg.dataset, "model": self.cfg.model, "split": split,
-               "protocol": self.data.protocol, "time_step": self.data.time_step, **res,
+               "protocol": self.data.protocol, "time_step": self.data.time_step,
+               "flat": self.cfg.flat, **res,
                "best_epoch": int(best["best_epoch"]), "epochs": p.epoch,
                "valid_elbo_per_step": float(best["best_valid"]),
                "train_seconds": p.elapsed,
@@ -410,17 +454,18 @@ def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
 def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
           data_dir: str | os.PathLike[str] | None = None, resume: bool = False,
           progress: bool | None = None, overwrite: bool = False,
-          model_options: dict[str, Any] | None = None, **train_options: Any) -> dict[str, Any]:
+          model_options: dict[str, Any] | None = None, flat: bool = False,
+          **train_options: Any) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` into run directory ``out``; return the test results.
 
     ``model_options`` set the model's config (e.g. ``{"z_dim": 50, "smoothing": False}``);
-    other keywords set :class:`TrainConfig` fields (e.g. ``epochs=5``). A folder that holds a
-    run is refused unless ``resume`` (continue it from ``last.pt``) or ``overwrite`` (replace
-    it).
+    ``flat`` trains on the flat view of the data (see :class:`RunConfig`); other keywords set
+    :class:`TrainConfig` fields (e.g. ``epochs=5``). A folder that holds a run is refused
+    unless ``resume`` (continue it from ``last.pt``) or ``overwrite`` (replace it).
     """
     cfg = RunConfig(dataset=dataset, model=model, model_options=dict(model_options or {}),
                     train=TrainConfig(**train_options),
-                    data_dir=str(data_dir) if data_dir else None)
+                    data_dir=str(data_dir) if data_dir else None, flat=flat)
     run = RunDirectory(out)
     if resume and run.holds_config():
         # The saved settings win; only the stopping rules may be extended on resume.
