@@ -19,6 +19,9 @@ Each row's ``train_time_ratio`` is its update time over the factorised emission'
 model, batch and threads: bernoulli for the binary emissions, gmm (else gauss) for the
 real-valued ones.
 
+``--interleave ROUNDS`` also times each model's training updates with all the emissions in one
+process, alternating them, and gives the ratios of those medians (``interleaved`` in the JSON).
+
 ``--epoch jsb`` also times training epochs of the paper-size SRNN on canonical JSB (the trainer's
 loop, best of two after a warm-up epoch) against the time the epoch's FLOPs (each batch at its
 padded size) need at the matmul peak.
@@ -167,6 +170,44 @@ def measure(model_name: str, batch_size: int, steps: int, threads: int, repeats:
     return out
 
 
+def interleaved(model_name: str, emissions: list[str], batch_size: int, steps: int,
+                rounds: int, device: str, frame: int = 200) -> list[dict[str, Any]]:
+    """Training updates of one model with each of ``emissions``, in one process and
+    alternating (one update of each per round, ``rounds`` rounds after two of warm-up), so
+    that the machine's drift falls on all alike: the median update time of each, and its
+    ratio to the factorised emission's (as :func:`add_ratios`)."""
+    torch.manual_seed(0)
+    updates = {e: workload(model_name, batch_size, steps, device, e, frame)[1]
+               for e in emissions}
+    times: dict[str, list[float]] = {e: [] for e in emissions}
+    for r in range(rounds + 2):
+        for e, update in updates.items():
+            _sync(device)
+            t = time.perf_counter()
+            update()
+            _sync(device)
+            if r >= 2:
+                times[e].append(time.perf_counter() - t)
+    rows = [{"model": model_name, "emission": e, "batch": batch_size, "steps": steps,
+             "threads": torch.get_num_threads(), "device": device,
+             "x_dim": 88 if _binary(e) else frame, "rounds": rounds,
+             "train_seconds_median": statistics.median(v)} for e, v in times.items()]
+    add_ratios(rows, train_only=True)
+    return rows
+
+
+def _binary(emission: str) -> bool:
+    from srnn.nn.emissions import EMISSIONS
+
+    return EMISSIONS[emission].binary
+
+
+def _interleaved_star(args: tuple) -> list[dict[str, Any]]:
+    torch.set_num_threads(args[-1])
+    torch.set_flush_denormal(True)
+    return interleaved(*args[:-1])
+
+
 def _measure_star(args: tuple) -> dict[str, Any]:
     return measure(*args)
 
@@ -218,7 +259,7 @@ def epoch_time(dataset: str, threads: int, device: str,
 FACTORISED = ("bernoulli", "gmm", "gauss")  # the baselines of the ratios, in this preference
 
 
-def add_ratios(rows: list[dict[str, Any]]) -> None:
+def add_ratios(rows: list[dict[str, Any]], train_only: bool = False) -> None:
     """``train_time_ratio`` / ``eval_time_ratio``: each row's median update / evaluation time
     over that of the factorised emission's row of the same model, batch, threads and frame
     size (bernoulli for piano rolls; gmm, else gauss, for real frames), when measured;
@@ -233,7 +274,8 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         if b is not None:
             r["baseline"] = b["emission"]
             r["train_time_ratio"] = r["train_seconds_median"] / b["train_seconds_median"]
-            r["eval_time_ratio"] = r["eval_seconds_median"] / b["eval_seconds_median"]
+            if not train_only:
+                r["eval_time_ratio"] = r["eval_seconds_median"] / b["eval_seconds_median"]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -267,6 +309,9 @@ def main() -> None:
                     help="values per frame for the real-valued emissions (200)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                    help="also time each model's updates with all --emissions alternating in "
+                         "one process, this many rounds (0: not)")
     ap.add_argument("--epoch", default="jsb",
                     help="also time a training epoch of this data set ('' to skip)")
     ap.add_argument("--data-dir", default=None)
@@ -286,6 +331,19 @@ def main() -> None:
               f"{r['train_steps_per_s']:8.0f} steps/s ({100 * r['train_fraction_of_peak']:.0f} "
               f"% of {r['peak_gflops']:.0f} GFLOP/s), eval {r['eval_steps_per_s']:8.0f} steps/s "
               f"({100 * r['eval_fraction_of_peak']:.0f} %)", flush=True)
+    mixed: list[dict[str, Any]] = []
+    for m in (a.models.split(",") if a.interleave else []):
+        for b in a.batch.split(","):
+            for t in a.threads.split(","):
+                with ctx.Pool(1) as pool:
+                    part = pool.apply(_interleaved_star, ((
+                        m, a.emissions.split(","), int(b), a.steps, a.interleave, a.device,
+                        a.frame, int(t)),))
+                mixed += part
+                print(f"{m} batch {b} threads {t}, interleaved: " + ", ".join(
+                    f"{r['emission']} {1e3 * r['train_seconds_median']:.0f} ms"
+                    + (f" ({r['train_time_ratio']:.2f}x {r['baseline']})"
+                       if "train_time_ratio" in r else "") for r in part), flush=True)
     epochs = []
     for t in (a.threads.split(",") if a.epoch else []):
         with ctx.Pool(1) as pool:
@@ -303,7 +361,8 @@ def main() -> None:
                 f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()
                 if k != "out" and v not in (None, ""))}
     with open(a.out, "w") as f:
-        json.dump({"info": info, "rows": rows, "epochs": epochs}, f, indent=2)
+        json.dump({"info": info, "rows": rows, "interleaved": mixed, "epochs": epochs}, f,
+                  indent=2)
     print(f"\nwritten {a.out}")
 
 
