@@ -177,8 +177,8 @@ def interleaved(model_name: str, emissions: list[str], batch_size: int, steps: i
     that the machine's drift falls on all alike: the median update time of each, and its
     ratio to the factorised emission's (as :func:`add_ratios`)."""
     torch.manual_seed(0)
-    updates = {e: workload(model_name, batch_size, steps, device, e, frame)[1]
-               for e in emissions}
+    built = {e: workload(model_name, batch_size, steps, device, e, frame) for e in emissions}
+    updates = {e: update for e, (_, update, _) in built.items()}
     times: dict[str, list[float]] = {e: [] for e in emissions}
     for r in range(rounds + 2):
         for e, update in updates.items():
@@ -190,16 +190,10 @@ def interleaved(model_name: str, emissions: list[str], batch_size: int, steps: i
                 times[e].append(time.perf_counter() - t)
     rows = [{"model": model_name, "emission": e, "batch": batch_size, "steps": steps,
              "threads": torch.get_num_threads(), "device": device,
-             "x_dim": 88 if _binary(e) else frame, "rounds": rounds,
+             "x_dim": built[e][0].config.x_dim, "rounds": rounds,
              "train_seconds_median": statistics.median(v)} for e, v in times.items()]
     add_ratios(rows, train_only=True)
     return rows
-
-
-def _binary(emission: str) -> bool:
-    from srnn.nn.emissions import EMISSIONS
-
-    return EMISSIONS[emission].binary
 
 
 def _interleaved_star(args: tuple) -> list[dict[str, Any]]:

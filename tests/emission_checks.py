@@ -14,6 +14,19 @@ from srnn.bounds import elbo_terms, fivo, iwae, joint_log_prob
 from srnn.models import Batch
 
 
+def check_one_particle_identities(m, b: Batch):
+    """K = 1: log of one importance weight (IWAE) = FIVO's = the ELBO with a Monte-Carlo KL,
+    draw for draw (the same generator seed); returns the ELBO's terms."""
+    with torch.no_grad():
+        e = elbo_terms(m, b, generator=torch.Generator().manual_seed(7), analytic_kl=False)
+        i = iwae(m, b, 1, generator=torch.Generator().manual_seed(7))
+        f = fivo(m, b, 1, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(i.log_likelihood, e.recon.sum(1) - e.kl.sum(1))
+    torch.testing.assert_close(f.log_likelihood, i.log_likelihood)
+    assert (i.steps == b.mask.sum(1)).all()
+    return e
+
+
 def check_one_particle_bounds_and_padding(m, seqs: list[np.ndarray],
                                           garbage: Callable[[tuple, torch.Generator],
                                                             torch.Tensor]) -> None:
@@ -21,12 +34,7 @@ def check_one_particle_bounds_and_padding(m, seqs: list[np.ndarray],
     sequences padded with ``garbage(shape, generator)`` beyond each length, in a longer batch,
     change no bound (ELBO, IWAE, FIVO)."""
     b = batch_from(seqs)
-    with torch.no_grad():
-        e = elbo_terms(m, b, generator=torch.Generator().manual_seed(7), analytic_kl=False)
-        i = iwae(m, b, 1, generator=torch.Generator().manual_seed(7))
-        f = fivo(m, b, 1, generator=torch.Generator().manual_seed(7))
-    torch.testing.assert_close(i.log_likelihood, e.recon.sum(1) - e.kl.sum(1))
-    torch.testing.assert_close(f.log_likelihood, i.log_likelihood)
+    e = check_one_particle_identities(m, b)
     n, T, D = b.x.shape
     g = torch.Generator().manual_seed(5)
     x, u = garbage((n, T + 3, D), g), garbage((n, T + 3, D), g)
