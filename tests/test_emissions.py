@@ -20,7 +20,7 @@ from emission_checks import (
     check_one_particle_bounds_and_padding,
     check_tiny_training_improves,
 )
-from test_models import NAMES, tiny, tiny_options
+from test_models import NAMES, model_of, tiny, tiny_options
 
 import srnn.nn.autoregressive as ar
 from srnn.data import SequenceDataset, Split
@@ -319,7 +319,8 @@ def test_tiny_training_improves_the_validation_bound(tmp_path, name: str, emissi
     opts = tiny_options(name, d_dim=16, a_dim=16, hidden=24, feature_dim=16, emission_hidden=16,
                         emission=emission)
     opts.pop("x_dim")
-    check_tiny_training_improves(tmp_path / name, name, opts, synthetic_dataset(), margin=0.3)
+    check_tiny_training_improves(tmp_path / name, model_of(name), opts, synthetic_dataset(),
+                                 margin=0.3)
 
 
 # -- options through the model configs and the command line ----------------------------------

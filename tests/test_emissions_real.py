@@ -24,7 +24,7 @@ from emission_checks import (
     check_one_particle_bounds_and_padding,
     check_tiny_training_improves,
 )
-from test_models import NAMES, tiny, tiny_options
+from test_models import NAMES, model_of, tiny, tiny_options
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from srnn.bounds import elbo_terms
@@ -412,7 +412,8 @@ def test_tiny_training_improves_the_validation_bound(tmp_path, name: str, emissi
     if emission == "ar-rnn":
         opts["ar_chunk"] = 2
     opts.pop("x_dim")
-    check_tiny_training_improves(tmp_path / name, name, opts, correlated_frames(), margin=1.0)
+    check_tiny_training_improves(tmp_path / name, model_of(name), opts, correlated_frames(),
+                                 margin=1.0)
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -25,20 +25,28 @@ from srnn.models import MODELS, Batch, build_model
 from srnn.nn.recurrent import SplitInputGRUCell
 from srnn.train.trainer import RunConfig, TrainConfig, Trainer
 
-NAMES = list(MODELS)
+# Options that change a model's structure, tested as models of their own.
+VARIANTS: dict[str, tuple[str, dict]] = {"dmm-aug": ("dmm", {"prev_input": True})}
+NAMES = list(MODELS) + list(VARIANTS)
+
+
+def model_of(name: str) -> str:
+    """The registry name of model or variant ``name``."""
+    return VARIANTS.get(name, (name, {}))[0]
 
 
 def tiny_options(name: str, **kw) -> dict:
-    """Small sizes for model ``name`` (only the options its config has)."""
+    """Small sizes for model or variant ``name`` (only the options its config has)."""
     sizes = dict(x_dim=6, z_dim=3, d_dim=8, a_dim=7, hidden=10, feature_layers=1,
                  feature_dim=9, emission_hidden=5, h_dim=6)
-    fields = MODELS[name].config.__dataclass_fields__
-    return {k: v for k, v in {**sizes, **kw}.items() if k in fields}
+    fields = MODELS[model_of(name)].config.__dataclass_fields__
+    variant = VARIANTS.get(name, (name, {}))[1]
+    return {k: v for k, v in {**sizes, **variant, **kw}.items() if k in fields}
 
 
 def tiny(name: str, seed: int = 0, **kw):
     torch.manual_seed(seed)
-    return build_model(name, **tiny_options(name, **kw))
+    return build_model(model_of(name), **tiny_options(name, **kw))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -96,7 +104,7 @@ def test_tiny_training_improves_the_validation_bound(tmp_path, name: str) -> Non
     opts = tiny_options(name, d_dim=16, a_dim=16, hidden=24, feature_dim=16, emission_hidden=16,
                         h_dim=64)
     opts.pop("x_dim")
-    cfg = RunConfig(dataset="synthetic", model=name, model_options=opts,
+    cfg = RunConfig(dataset="synthetic", model=model_of(name), model_options=opts,
                     train=TrainConfig(epochs=5, batch_size=8, lr=3e-3, kl_epochs=2,
                                       lr_decay_start=3))
     t = Trainer(cfg, tmp_path / name, data=synthetic_dataset(), progress=False)
@@ -245,6 +253,28 @@ def test_zforcing_auxiliary_cost() -> None:
 def test_dmm_transition_starts_linear_identity() -> None:
     m = tiny("dmm")
     torch.testing.assert_close(m.transition.linear.weight, torch.eye(3))
+
+
+@pytest.mark.parametrize("name", ["dmm", "dmm-aug"])
+def test_dmm_aug_reads_the_previous_input_in_its_prior_and_emission(name: str) -> None:
+    """DMM-Aug: x_{t-1} moves p(z_t | z_{t-1}, x_{t-1}) and p(x_t | z_t, x_{t-1}) at step t
+    only; the plain DMM reads neither."""
+    from srnn.models.base import step_view
+
+    m = tiny(name).eval()
+    b = batch_from(random_rolls(2, (6, 7), seed=3))
+    u = b.u.clone()
+    u[:, 3] = 1 - u[:, 3]  # change x_{t-1} at t = 3 only
+    moved = Batch(b.x, u, b.mask)
+    z_prev, z = torch.randn(2, 3), torch.randn(2, 6, 3)
+    for t in range(6):
+        a, c = (step_view(m.precompute(bb)) for bb in (b, moved))
+        same = t != 3 or name == "dmm"
+        assert torch.equal(m.step(z_prev, t, a).p_loc, m.step(z_prev, t, c).p_loc) == same
+    pa, pc = m.precompute(b), m.precompute(moved)
+    la, lc = m.emission_log_prob(z, pa), m.emission_log_prob(z, pc)
+    changed = (la != lc).any(0)
+    assert changed.tolist() == [name == "dmm-aug" and t == 3 for t in range(6)]
 
 
 def test_split_input_gru_cell_is_a_gru_cell() -> None:

@@ -35,6 +35,24 @@ def metrics(trainer: Trainer) -> list[dict]:
     return out
 
 
+def test_weight_decay_is_decoupled_and_refused_below_zero() -> None:
+    """--weight-decay: AdamW, each update scales every parameter by (1 - lr wd) before Adam's
+    step, so a parameter without gradient shrinks by exactly that; 0 keeps plain Adam."""
+    from srnn.errors import ConfigError
+    from srnn.train.trainer import make_optimiser
+
+    lin = torch.nn.Linear(3, 2)
+    assert type(make_optimiser(lin, TrainConfig())) is torch.optim.Adam
+    opt = make_optimiser(lin, TrainConfig(lr=0.1, weight_decay=0.5))
+    before = lin.weight.detach().clone()
+    lin.weight.grad = torch.zeros_like(lin.weight)
+    lin.bias.grad = torch.ones_like(lin.bias)
+    opt.step()
+    torch.testing.assert_close(lin.weight.detach(), before * (1 - 0.1 * 0.5))
+    with pytest.raises(ConfigError, match="--weight-decay"):
+        make_optimiser(lin, TrainConfig(weight_decay=-1.0))
+
+
 def test_validation_elbo_improves(tmp_path) -> None:
     t = run(tmp_path, "a", epochs=6)
     m = metrics(t)

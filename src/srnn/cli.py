@@ -87,6 +87,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="Z-forcing: weight of the auxiliary cost log p(b_t | z_t); 0 disables "
                         "(0.1)")
     g.add_argument("--emission-hidden", type=int, help="DMM: units of the emission MLP (100)")
+    g.add_argument("--prev-input", action="store_true",
+                   help="DMM: DMM-Aug of Krishnan et al., x_{t-1} feeds the transition "
+                        "p(z_t | z_{t-1}, x_{t-1}) and the emission p(x_t | z_t, x_{t-1})")
     g.add_argument("--init", choices=["paper", "torch"],
                    help="weight initialisation: paper (Glorot-normal, orthogonal GRUs) or torch "
                         "(PyTorch defaults) (default: paper; DMM: torch)")
@@ -104,6 +107,8 @@ def model_options_from_args(a: argparse.Namespace) -> dict:
         out["res_q"] = False
     if a.shared_heads:
         out["two_networks"] = False
+    if getattr(a, "prev_input", False):
+        out["prev_input"] = True
     return out
 
 
@@ -122,6 +127,9 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
     o.add_argument("--adam-eps", type=float, default=t.adam_eps, help=f"Adam eps ({t.adam_eps})")
     o.add_argument("--clip-norm", type=float, default=t.clip_norm,
                    help=f"total gradient-norm clip ({t.clip_norm})")
+    o.add_argument("--weight-decay", type=float, default=t.weight_decay,
+                   help="decoupled weight decay (AdamW): each update shrinks every parameter by "
+                        f"LR x this of itself ({t.weight_decay} = plain Adam)")
     o.add_argument("--kl-start", type=float, default=t.kl_start,
                    help=f"initial KL weight, annealed linearly to 1 ({t.kl_start})")
     o.add_argument("--kl-epochs", type=float, default=t.kl_epochs,
@@ -423,8 +431,8 @@ def _key_values(items: list[str]) -> dict[str, object]:
 
 def _train_options(a: argparse.Namespace) -> dict:
     opts = {k: getattr(a, k) for k in ("batch_size", "window", "lr", "adam_eps", "clip_norm",
-                                       "kl_start", "kl_epochs", "kl_rate", "lr_decay",
-                                       "lr_decay_start", "lr_schedule", "lr_min",
+                                       "weight_decay", "kl_start", "kl_epochs", "kl_rate",
+                                       "lr_decay", "lr_decay_start", "lr_schedule", "lr_min",
                                        "patience", "seed", "subset", "objective", "samples",
                                        "tbptt", "max_bad_batches", "device", "transpose")}
     if opts.get("device") is None:

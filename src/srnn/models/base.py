@@ -90,9 +90,12 @@ def x_and_u_features(net: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
     return net(x), net(u)
 
 
-def per_step() -> Any:
+def per_step(optional: bool = False) -> Any:
     """Marks a field of a model's precomputed dataclass as indexed by time, shape (B, T, ...);
-    other tensor fields are per sequence, (B, ...)."""
+    other tensor fields are per sequence, (B, ...). An ``optional`` one defaults to None (a
+    model's option leaves it out) and the z-loop then skips it."""
+    if optional:
+        return field(default=None, metadata={"per_step": True})
     return field(metadata={"per_step": True})
 
 
@@ -137,7 +140,8 @@ def step_view(pre: Any) -> Any:
     """``pre`` with every per-step field as :class:`StepSlices`, for the z-loop."""
     return dataclasses.replace(pre, **{
         f.name: StepSlices(getattr(pre, f.name))
-        for f in dataclasses.fields(pre) if f.metadata.get("per_step")})
+        for f in dataclasses.fields(pre)
+        if f.metadata.get("per_step") and getattr(pre, f.name) is not None})
 
 
 def at_step(pre: Any, t: int, K: int) -> Any:
@@ -146,7 +150,8 @@ def at_step(pre: Any, t: int, K: int) -> Any:
     :func:`expand_particles`."""
     return dataclasses.replace(pre, **{
         f.name: getattr(pre, f.name).steps[t].unsqueeze(1).repeat_interleave(K, dim=0)
-        for f in dataclasses.fields(pre) if f.metadata.get("per_step")})
+        for f in dataclasses.fields(pre)
+        if f.metadata.get("per_step") and getattr(pre, f.name) is not None})
 
 
 class StepParams(NamedTuple):

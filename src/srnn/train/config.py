@@ -20,6 +20,8 @@ class TrainConfig:
     lr: float = 1e-3
     adam_eps: float = 1e-4
     clip_norm: float = 10.0  # total gradient norm
+    weight_decay: float = 0.0  # > 0: decoupled weight decay (AdamW, Loshchilov & Hutter 2019):
+    # every parameter shrinks by lr x weight_decay of itself per update (0: plain Adam)
     kl_start: float = 0.2  # KL weight at the first update ...
     kl_epochs: float = 20.0  # ... rising linearly to 1 over this many epochs (0: off)
     lr_decay: float = 1.2  # LR divided by this per epoch ...

@@ -98,6 +98,16 @@ def updates_per_epoch(train: Split, tc: TrainConfig, draws: int = 8) -> float:
                           for _ in range(draws)]))
 
 
+def make_optimiser(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
+    """Adam, or AdamW (decoupled weight decay on every parameter) with ``tc.weight_decay`` > 0."""
+    if tc.weight_decay < 0:
+        raise ConfigError(f"--weight-decay must be >= 0, got {tc.weight_decay}")
+    if tc.weight_decay:
+        return torch.optim.AdamW(model.parameters(), lr=tc.lr, eps=tc.adam_eps,
+                                 weight_decay=tc.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=tc.lr, eps=tc.adam_eps)
+
+
 def build_from_config(cfg: RunConfig, data: SequenceDataset) -> SequenceModel:
     options = dict(cfg.model_options)
     options.setdefault("x_dim", data.dim)
@@ -173,7 +183,7 @@ class Trainer:
         self.model = build_from_config(cfg, self.data).to(self.device)
         cfg.model_options = self.model.config.to_dict()  # every option, defaults included
         self.objective = self.procs.wrap(objective, self.model)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, eps=self.tc.adam_eps)
+        self.opt = make_optimiser(self.model, self.tc)
         self.rng = np.random.default_rng(self.tc.seed)
         self.show_progress = progress
         self.overwrite = overwrite
