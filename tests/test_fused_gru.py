@@ -29,12 +29,18 @@ def inputs(B: int, T: int, I: int, H: int, with_h0: bool,  # noqa: E741
     return x, h0
 
 
+def case(shape: tuple[int, ...], with_h0: bool
+         ) -> tuple[nn.GRU, FusedGRU, Tensor, Tensor | None]:
+    """The two GRUs with the same weights, an input and h_0 (or None) of ``shape``."""
+    B, T, I, H = shape  # noqa: E741
+    return (*pair(I, H), *inputs(B, T, I, H, with_h0))
+
+
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_outputs_and_final_state_equal_nn_gru(shape: tuple[int, ...], with_h0: bool) -> None:
-    B, T, I, H = shape  # noqa: E741
-    ref, fused = pair(I, H)
-    x, h0 = inputs(B, T, I, H, with_h0)
+    B, T, _, H = shape
+    ref, fused, x, h0 = case(shape, with_h0)
     want_out, want_h = ref(x, h0)
     got_out, got_h = fused(x, h0)
     assert got_out.shape == (B, T, H) and got_h.shape == (1, B, H)
@@ -49,9 +55,8 @@ def test_outputs_and_final_state_equal_nn_gru(shape: tuple[int, ...], with_h0: b
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_gradients_equal_nn_gru_autograd(shape: tuple[int, ...], with_h0: bool) -> None:
-    B, T, I, H = shape  # noqa: E741
-    ref, fused = pair(I, H)
-    x, h0 = inputs(B, T, I, H, with_h0)
+    B, T, _, H = shape
+    ref, fused, x, h0 = case(shape, with_h0)
     w_out, w_h = torch.randn(B, T, H, dtype=x.dtype), torch.randn(1, B, H, dtype=x.dtype)
     leaves = [x] + ([h0] if h0 is not None else [])
 

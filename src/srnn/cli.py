@@ -107,7 +107,7 @@ def model_options_from_args(a: argparse.Namespace) -> dict:
         out["res_q"] = False
     if a.shared_heads:
         out["two_networks"] = False
-    if getattr(a, "prev_input", False):
+    if a.prev_input:
         out["prev_input"] = True
     return out
 
@@ -458,10 +458,10 @@ def _cmd_compare(a: argparse.Namespace) -> dict:
 
 
 def _cmd_reproduce(a: argparse.Namespace) -> dict:
-    from srnn.experiments.reproduce import INCLUDE_FLAT, reproduce
+    from srnn.experiments.reproduce import reproduce
 
     sets = tuple(x.strip() for x in a.sets.split(",") if x.strip()) if a.sets else None
-    flat = INCLUDE_FLAT and not a.no_flat
+    flat = not a.no_flat
     if a.dry_run:
         from srnn.experiments.jobs import job_status
         from srnn.experiments.reproduce import make_jobs

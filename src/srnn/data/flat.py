@@ -47,23 +47,25 @@ def flat_inputs(x: np.ndarray, u: np.ndarray) -> np.ndarray:
     return flatten_steps(prev)
 
 
+def _original_steps(n: int, steps_per_step: int) -> int:
+    """How many original steps ``n`` model steps make, refusing a partial step."""
+    if n % steps_per_step:
+        raise ValueError(f"{n} model steps are not a whole number of steps of "
+                         f"{steps_per_step}")
+    return n // steps_per_step
+
+
 def fold_steps(x: np.ndarray, steps_per_step: int) -> np.ndarray:
     """Model steps back into original steps: (..., T·k, d) -> (..., T, k·d), the inverse of
     :func:`flatten_steps` for k = ``steps_per_step`` = D and d = 1."""
     *lead, n, d = x.shape
-    if n % steps_per_step:
-        raise ValueError(f"{n} model steps are not a whole number of steps of "
-                         f"{steps_per_step}")
-    return x.reshape(*lead, n // steps_per_step, steps_per_step * d)
+    return x.reshape(*lead, _original_steps(n, steps_per_step), steps_per_step * d)
 
 
 def step_sums(v: np.ndarray, steps_per_step: int) -> np.ndarray:
     """Per-model-step terms (..., T·k) summed within each original step: (..., T)."""
     *lead, n = v.shape
-    if n % steps_per_step:
-        raise ValueError(f"{n} model steps are not a whole number of steps of "
-                         f"{steps_per_step}")
-    return v.reshape(*lead, n // steps_per_step, steps_per_step).sum(-1)
+    return v.reshape(*lead, _original_steps(n, steps_per_step), steps_per_step).sum(-1)
 
 
 def flatten_split(split: Split) -> Split:

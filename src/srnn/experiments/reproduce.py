@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,6 @@ from srnn.experiments.sizes import count_parameters, match_parameters
 from srnn.io import write_json
 from srnn.models import model_fields
 from srnn.nn.emissions import EMISSION_OPTIONS, emission_options
-from srnn.train.config import RunConfig
 from srnn.train.run_dir import RunDirectory
 
 log = logging.getLogger("srnn.reproduce")
@@ -78,9 +76,6 @@ REEXAMINE_BUDGETS: dict[str, dict[str, Any]] = {
 # model keeps its default sizes, and the tables list the counts.
 MATCHED_MODALITIES = ("music",)
 X_DIM = {"music": PITCHES, "speech": FRAME_SIZE}  # values per step: notes, frame samples
-# The flat variants (RNN-flat, SRNN-flat) need RunConfig.flat, the flat view of a data set;
-# True adds them to every set of the experiment (`--no-flat` leaves them out of a run).
-INCLUDE_FLAT = True
 
 
 def dataset_name(protocol: str, name: str) -> str:
@@ -153,23 +148,15 @@ def _settings(experiment: str, overrides: dict[str, Any]
     raise ConfigError(f"unknown experiment {experiment!r}; choose {', '.join(EXPERIMENTS)}")
 
 
-def flat_available() -> bool:
-    """Whether runs have the flat view of a data set (the field ``flat`` of RunConfig)."""
-    return "flat" in {f.name for f in fields(RunConfig)}
-
-
-def reexamine_variants(modality: str, flat: bool = INCLUDE_FLAT) -> list[DaiVariant]:
+def reexamine_variants(modality: str, flat: bool = True) -> list[DaiVariant]:
     """The models of the re-examination run on data of ``modality`` ("music", "speech"),
-    with the flat ones when ``flat``."""
-    if flat and not flat_available():
-        raise ConfigError("the flat variants (RNN-flat, SRNN-flat) need the flat view of a data "
-                          "set (RunConfig.flat), which this version does not have")
+    with the flat ones (RNN-flat, SRNN-flat: ``RunConfig.flat``) when ``flat``."""
     chosen = (*REEXAMINE_VARIANTS, *(FLAT_VARIANTS if flat else ()))
     return [v for v in chosen if modality in v.emissions]
 
 
 def reexamine_settings(modality: str, overrides: dict[str, Any] | None = None,
-                       flat: bool = INCLUDE_FLAT) -> list[tuple[DaiVariant, dict[str, Any]]]:
+                       flat: bool = True) -> list[tuple[DaiVariant, dict[str, Any]]]:
     """Each model of the re-examination on data of ``modality`` with its model options: its
     emission, the ``overrides`` it has (an emission's own options, e.g. ``ar_hidden``, only
     where the emission reads them), and, on music (:data:`MATCHED_MODALITIES`), the widths of
@@ -223,7 +210,7 @@ def reexamine_train_options(budget: str, name: str, epochs: int | None = None,
 
 def reexamine_jobs(sets: tuple[str, ...] = REEXAMINE_SETS, budget: str = "quick",
                    seeds: int = 1, epochs: int | None = None, max_minutes: float | None = None,
-                   overrides: dict[str, Any] | None = None, flat: bool = INCLUDE_FLAT
+                   overrides: dict[str, Any] | None = None, flat: bool = True
                    ) -> list[Job]:
     """Every job of ``reexamine``: models x data sets x seeds."""
     bad = [s for s in sets if s not in REEXAMINE_SETS]
@@ -256,7 +243,7 @@ def default_sets(experiment: str) -> tuple[str, ...]:
 def make_jobs(experiment: str, protocol: str = "canonical", sets: tuple[str, ...] | None = None,
               budget: str = "quick", seeds: int = 1, epochs: int | None = None,
               max_minutes: float | None = None, overrides: dict[str, Any] | None = None,
-              flat: bool = INCLUDE_FLAT) -> list[Job]:
+              flat: bool = True) -> list[Job]:
     """Every job of ``experiment``: settings x protocols x data sets x seeds (``sets``:
     :func:`default_sets`; ``flat``: with reexamine's flat variants)."""
     sets = tuple(sets) if sets else default_sets(experiment)
@@ -292,7 +279,7 @@ def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
               backend: str = "local", threads: int = 1,
               data_dir: str | os.PathLike[str] | None = None,
               slurm: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
-              command: str | None = None, flat: bool = INCLUDE_FLAT) -> list[dict[str, Any]]:
+              command: str | None = None, flat: bool = True) -> list[dict[str, Any]]:
     """Run (or resume) ``experiment`` into ``out`` and write its results, tables and plots
     (``flat``: reexamine with its flat variants)."""
     out = Path(out)

@@ -125,12 +125,11 @@ class DMM(StateSpaceModel):
         apply_init_(self, c.init)
 
     def precompute(self, batch: Batch, carry: Any = None) -> DMMPre:
-        h_right = 0.5 * self.backward_rnn(batch.x, batch.lengths)
-        if not self.config.prev_input:
-            return DMMPre(x=batch.x, h_right=h_right)
-        # u_t = x_{t-1} (the previous window's last x along streams; 0 before a sequence)
-        return DMMPre(x=batch.x, h_right=h_right, u=batch.u,
-                      u_part=self.transition.context(batch.u))
+        # DMM-Aug: u_t = x_{t-1} (the previous window's last x along streams; 0 before a
+        # sequence), and the transition's x_{t-1} halves for all steps at once
+        u = batch.u if self.config.prev_input else None
+        return DMMPre(x=batch.x, h_right=0.5 * self.backward_rnn(batch.x, batch.lengths), u=u,
+                      u_part=None if u is None else self.transition.context(u))
 
     def init_state(self, pre: DMMPre, carry: Any = None) -> Tensor:
         if carry is not None:
@@ -147,11 +146,14 @@ class DMM(StateSpaceModel):
     def next_state(self, z_prev: Tensor, z: Tensor, t: int, pre: DMMPre) -> Tensor:
         return z
 
+    def _emit(self, z: Tensor, u: Tensor | None) -> Tensor:
+        """The emitter's features of p(x_t | z_t), or of p(x_t | z_t, x_{t-1}) for DMM-Aug
+        (``u`` = x_{t-1}, None for the plain DMM)."""
+        return self.emitter(z if u is None else torch.cat([z, u.expand(*z.shape[:-1], -1)], -1))
+
     def emission_features(self, z: Tensor, pre: DMMPre, context: Tensor | None = None
                           ) -> Tensor:
-        if pre.u is None:
-            return self.emitter(z)  # p(x_t | z_t)
-        return self.emitter(torch.cat([z, pre.u.expand(*z.shape[:-1], -1)], dim=-1))
+        return self._emit(z, pre.u)
 
     def final_carry(self, z: Tensor, pre: DMMPre) -> Tensor:
         return z.detach()
@@ -163,12 +165,9 @@ class DMM(StateSpaceModel):
     def generative_step(self, z_prev: Tensor, x_prev: Tensor, draw: Draw) -> GenerativeStep:
         """Step t of the generation, eq. 1; the DMM's x_t does not feed the state (DMM-Aug reads
         x_{t-1} in the transition and the emission)."""
-        if not self.config.prev_input:
-            p_loc, p_scale = self.transition(z_prev)  # p(z_t | z_{t-1})
-            z = draw(p_loc, p_scale)
-            emission = self.emission.distribution(self.emitter(z))  # p(x_t | z_t)
-            return GenerativeStep(z, p_loc, p_scale, emission, z)
-        p_loc, p_scale = self.transition(z_prev, self.transition.context(x_prev))
-        z = draw(p_loc, p_scale)  # z_t ~ p(z_t | z_{t-1}, x_{t-1})
-        emission = self.emission.distribution(self.emitter(torch.cat([z, x_prev], dim=-1)))
+        u = x_prev if self.config.prev_input else None
+        u_part = None if u is None else self.transition.context(u)
+        p_loc, p_scale = self.transition(z_prev, u_part)  # p(z_t | z_{t-1}[, x_{t-1}])
+        z = draw(p_loc, p_scale)
+        emission = self.emission.distribution(self._emit(z, u))  # p(x_t | z_t[, x_{t-1}])
         return GenerativeStep(z, p_loc, p_scale, emission, z)

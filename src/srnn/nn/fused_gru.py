@@ -19,9 +19,10 @@ Here :class:`_GRUSequence` is one autograd node for the whole sequence:
   and input gradients are then three matmuls over all T * B rows at once.
 
 The matmuls are ``nn.GRU``'s; what this saves is the per-step autograd bookkeeping. Measured
-alternately on one thread of a shared 2-core CPU (``benchmarks/gru_speed.py``, I = 500, H = 300,
-T = 100), forward + backward takes about 0.77-0.93 of ``nn.GRU``'s time at batch 16 and 0.95-0.97
-at batch 64, where both already run close to the matmul rate; the forward alone is about even.
+alternately on one thread of a shared 2-core CPU (``python -m benchmarks.gru_speed``, I = 500,
+H = 300, T = 100; two runs, the latest in ``benchmarks/gru_speed.json``), forward + backward
+takes 0.83-0.93 of ``nn.GRU``'s time at batch 16 and 0.88-0.97 at batch 64 (ratio of the medians
+and median of the rounds' ratios); the forward alone takes 0.95-1.04 of it.
 
 :class:`FusedGRU` has ``nn.GRU``'s parameter names, shapes and initialisation (a state dict of
 one loads into the other), takes batch-first input (B, T, I) and an optional h_0 (1, B, H), and

@@ -88,7 +88,8 @@ def updates_per_epoch(train: Split, tc: TrainConfig, draws: int = 8) -> float:
     lanes' windows (``tbptt``), or the batches of independent windows, whose number varies
     from epoch to epoch with the random offsets of the tiling (the mean of ``draws`` tilings
     of a fixed generator; sequences longer than a window give one more window under most
-    offsets). The cosine learning rate runs over ``epochs`` times this many updates."""
+    offsets). KL annealing runs over ``kl_epochs`` times this many updates, the cosine learning
+    rate over ``epochs`` times it."""
     if train.streams:
         return len(train) // train.streams
     if tc.tbptt:
@@ -187,18 +188,13 @@ class Trainer:
         self.rng = np.random.default_rng(self.tc.seed)
         self.show_progress = progress
         self.overwrite = overwrite
-        train = self.data.train
-        if train.streams:
-            per_epoch = len(train) // train.streams
-        elif self.tc.tbptt:
-            per_epoch = math.ceil(train.reported_steps / (self.tc.batch_size * self.tc.tbptt))
-        else:
-            per_epoch = math.ceil(len(windows(train, self.tc.window)[0]) / self.tc.batch_size)
+        # KL annealing over kl_epochs and the cosine over the run's epochs, in updates: epochs
+        # x the mean updates of an epoch.
+        per_epoch = updates_per_epoch(self.data.train, self.tc)
         self.kl = KLAnnealing(self.tc.kl_start, round(self.tc.kl_epochs * per_epoch),
                               self.tc.kl_rate)
-        # The cosine runs over the run's updates: epochs x the mean updates of an epoch.
         cosine = self.tc.lr_schedule == "cosine"
-        total = round(self.tc.epochs * updates_per_epoch(train, self.tc)) if cosine else 0
+        total = round(self.tc.epochs * per_epoch) if cosine else 0
         try:
             self.lr_at = LRSchedule(self.tc.lr_schedule, self.tc.lr, self.tc.lr_decay,
                                     self.tc.lr_decay_start, self.tc.lr_min, total)
