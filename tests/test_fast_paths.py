@@ -168,3 +168,157 @@ def test_clipped_leaky_relu_is_clamp_of_leaky_relu(leak: float, clip: float) -> 
     (g_ref,) = torch.autograd.grad(ref.sum(), x)
     torch.testing.assert_close(g, g_ref, rtol=0, atol=0)
     assert (g == 0).any() and (g == 1).any()  # both clipped and linear parts are covered
+
+
+# -- the fused posterior recursion (srnn.nn.fused_posterior) -----------------------------------
+
+ACTIVATIONS = ["clipped_leaky_relu", "relu", "tanh", "identity"]
+
+
+def _step_by_step(model: torch.nn.Module, m: pytest.MonkeyPatch) -> None:
+    """The model without its fused posterior: the bounds run its step interface step by step."""
+    m.setattr(model, "fused_posterior", lambda *args: None)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_activation_grad_is_autograds(act: str) -> None:
+    from srnn.nn.fused_posterior import activation_grad, supports
+    from srnn.nn.layers import activation
+
+    f = activation(act)
+    assert supports(f)
+    # the kinks themselves (-9, 0, 3 for the paper's activation) and values on either side
+    kinks = torch.tensor([-9.0, 0.0, 3.0], dtype=torch.float64)
+    a = torch.cat([torch.linspace(-12, 6, 1001, dtype=torch.float64), kinks,
+                   kinks + 1e-9, kinks - 1e-9]).requires_grad_()
+    (g,) = torch.autograd.grad(f(a).sum(), a)
+    d = activation_grad(f, a.detach())
+    assert d.dtype == torch.float64
+    torch.testing.assert_close(d, g, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("prior", [True, False])
+@pytest.mark.parametrize("act", ["clipped_leaky_relu", "tanh"])
+def test_fused_recursion_gradcheck(prior: bool, act: str) -> None:
+    from srnn.nn.fused_posterior import gaussian_recursion
+    from srnn.nn.layers import activation
+
+    torch.manual_seed(0)
+    B, T, Z, H = 2, 4, 3, 5
+    n = 3 if prior else 2
+    kw = dict(dtype=torch.float64, requires_grad=True)
+    z0 = torch.randn(B, Z, **kw)
+    context = torch.randn(B, T, n * H, **kw)
+    w_z = torch.randn(n * H, Z, **kw)
+    heads = [torch.randn(Z, H, **kw), torch.randn(Z, **kw), torch.randn(Z, H, **kw),
+             torch.randn(Z, **kw)]
+    p_head = [torch.randn(Z, H, **kw), torch.randn(Z, **kw)] if prior else []
+    eps = torch.randn(B, T, Z, dtype=torch.float64)
+    f = activation(act)
+
+    def run(z0, context, w_z, *params):
+        q = tuple(params[len(p_head):])
+        p = tuple(params[:len(p_head)]) or None
+        z, q_loc, q_scale, p_loc = gaussian_recursion(z0, context, eps, w_z, f, 1e-4, q, p)
+        return (z, q_loc, q_scale) + ((p_loc,) if prior else ())
+
+    assert torch.autograd.gradcheck(run, (z0, context, w_z, *p_head, *heads))
+
+
+@pytest.mark.parametrize("res_q", [True, False])
+@pytest.mark.parametrize("smoothing", [True, False])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_fused_srnn_posterior_equals_the_step_loop(res_q: bool, smoothing: bool, act: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SRNN's ELBO through its fused posterior: the same bound terms, the same gradients,
+    the same noise drawn (the generator ends in the same state), padding and a carried z_0
+    included, as the step interface run step by step."""
+    model = tiny("srnn", res_q=res_q, smoothing=smoothing, activation=act).double()
+    batch = batch_from(random_rolls(4, (4, 13)))
+    batch = Batch(batch.x.double(), batch.u.double(), batch.mask)
+    assert (batch.mask == 0).any()
+    carry = (torch.randn(4, model.config.d_dim, dtype=torch.float64),
+             torch.randn(4, model.z_dim, dtype=torch.float64))
+
+    def run() -> tuple[torch.Tensor, ...]:
+        g = torch.Generator().manual_seed(3)
+        terms = elbo_terms(model, batch, carry=carry, generator=g)
+        loss = terms.objective(0.6)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        return (terms.recon, terms.kl, terms.carry[1], torch.randn(1, generator=g), *grads)
+
+    loss = elbo_terms(model, batch, carry=carry).objective(1.0)
+    assert "_RecursionBackward" in _graph_nodes(loss)  # the fused path is the one taken
+    fused = run()
+    with monkeypatch.context() as m:
+        _step_by_step(model, m)
+        loss = elbo_terms(model, batch, carry=carry).objective(1.0)
+        assert "_RecursionBackward" not in _graph_nodes(loss)
+        plain = run()
+    for a, b in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_posterior_with_noise_rows_draws_the_whole_batchs_noise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data-parallel rows: each part draws the noise of the whole batch and keeps its rows, on
+    the fused path as on the step loop, so the parts together give the whole batch's z."""
+    from srnn.bounds.elbo import sample_posterior
+
+    model = tiny("srnn")
+    batch = batch_from(random_rolls(4, (6, 9)))
+    pre = model.precompute(batch)
+    rows = torch.tensor([1, 3])
+    part = _rows_of(pre, rows)
+
+    def z(p, noise_rows):
+        g = torch.Generator().manual_seed(5)
+        return sample_posterior(model, p, model.init_state(p), batch.x.shape[1], g,
+                                noise_rows).z
+
+    whole = z(pre, None)
+    torch.testing.assert_close(z(part, (rows, 4)), whole[rows])
+    with monkeypatch.context() as m:
+        _step_by_step(model, m)
+        torch.testing.assert_close(z(part, (rows, 4)), whole[rows])
+
+
+def _rows_of(pre, rows: torch.Tensor):
+    import dataclasses
+
+    return dataclasses.replace(pre, **{
+        f.name: getattr(pre, f.name)[rows] for f in dataclasses.fields(pre)
+        if isinstance(getattr(pre, f.name), torch.Tensor)})
+
+
+@pytest.mark.parametrize("name", ["srnn", "rnn", "storn", "srnn-dai"])
+def test_models_with_fused_grus_equal_nn_gru(name: str) -> None:
+    """Every FusedGRU of a model replaced by an nn.GRU with the same weights: the same bound and
+    the same gradients (the models' GRUs are FusedGRU for its faster backward pass)."""
+    import copy
+
+    from srnn.nn.fused_gru import FusedGRU
+
+    if name not in MODELS:
+        pytest.skip(f"no model {name}")
+    model = tiny(name).double()
+    ref = copy.deepcopy(model)
+    swapped = 0
+    for parent in list(ref.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, FusedGRU):
+                gru = torch.nn.GRU(child.input_size, child.hidden_size, batch_first=True)
+                gru.load_state_dict(child.state_dict())
+                setattr(parent, child_name, gru.double())
+                swapped += 1
+    assert swapped
+    batch = batch_from(random_rolls(3, (4, 10)))
+    batch = Batch(batch.x.double(), batch.u.double(), batch.mask)
+    out = []
+    for m in (model, ref):
+        g = torch.Generator().manual_seed(2)
+        loss = elbo_terms(m, batch, generator=g).objective(1.0)
+        out.append((loss, torch.autograd.grad(loss, list(m.parameters()))))
+    torch.testing.assert_close(out[0][0], out[1][0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(out[0][1], out[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

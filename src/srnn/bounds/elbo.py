@@ -12,13 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.distributions import Normal, kl_divergence
 
-from srnn.models.base import Batch, SequenceModel, StateSpaceModel, StepParams, step_view
+from srnn.models.base import (
+    Batch,
+    PosteriorPass,
+    SequenceModel,
+    StateSpaceModel,
+    StepParams,
+    step_view,
+)
 from srnn.nn.step_linear import batched_weight_grads
 
 
@@ -53,18 +60,6 @@ class ElboTerms:
         return out
 
 
-class PosteriorPass(NamedTuple):
-    """The z-recursion run over a batch, every per-step tensor stacked over time (B, T, ...)."""
-
-    z: Tensor  # z_1:T, (B, T, z_dim)
-    q_loc: Tensor  # the proposal q(z_t | ...) = N(q_loc, q_scale^2)
-    q_scale: Tensor
-    p_loc: Tensor  # the prior p(z_t | ...) = N(p_loc, p_scale^2)
-    p_scale: Tensor
-    context: Tensor | None  # what the emission reads besides z (emission_context), or None
-    state: Any  # the recurrent state after step T (for final_carry)
-
-
 def _z_recursion(model: StateSpaceModel, pre: Any, state: Any, T: int,
                  choose: Callable[[int, StepParams], Tensor]) -> PosteriorPass:
     """The z-recursion of the step interface over T steps, with z_t = ``choose(t, params)``."""
@@ -92,23 +87,25 @@ def _z_recursion(model: StateSpaceModel, pre: Any, state: Any, T: int,
 def sample_posterior(model: StateSpaceModel, pre: Any, state: Any, T: int,
                      generator: torch.Generator | None = None,
                      noise_rows: tuple[Tensor, int] | None = None) -> PosteriorPass:
-    """Run the z-recursion drawing z_t ~ q(z_t | ...) (reparameterised), T steps.
+    """Run the z-recursion drawing z_t ~ q(z_t | ...) (reparameterised), T steps: the model's
+    fused path where it has one (:meth:`~srnn.models.base.StateSpaceModel.fused_posterior`),
+    else the step interface step by step; both draw the same noise.
 
     ``noise_rows = (rows, n)``: the batch is rows ``rows`` of an n-row batch, and the noise is
     drawn for all n rows and cut to these (data-parallel processes then draw what one process
     with the whole batch would)."""
 
-    def draw(t: int, prm: StepParams) -> Tensor:
+    def noise(like: Tensor) -> Tensor:
         # Noise drawn step by step: the draws of step t do not depend on T (padding-invariant).
-        shape = (prm.q_loc.shape if noise_rows is None
-                 else (noise_rows[1], *prm.q_loc.shape[1:]))
-        eps = torch.randn(shape, generator=generator, device=prm.q_loc.device,
-                          dtype=prm.q_loc.dtype)
-        if noise_rows is not None:
-            eps = eps[noise_rows[0]]
-        return prm.q_loc + prm.q_scale * eps
+        shape = like.shape if noise_rows is None else (noise_rows[1], *like.shape[1:])
+        eps = torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+        return eps if noise_rows is None else eps[noise_rows[0]]
 
-    return _z_recursion(model, pre, state, T, draw)
+    fused = model.fused_posterior(pre, state, T, noise)
+    if fused is not None:
+        return fused
+    return _z_recursion(model, pre, state, T,
+                        lambda t, prm: prm.q_loc + prm.q_scale * noise(prm.q_loc))
 
 
 def joint_log_prob(model: SequenceModel, batch: Batch, z: Tensor | None = None,

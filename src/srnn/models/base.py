@@ -11,6 +11,9 @@ Inference (the training path). A latent model splits its computation into
     which ``observation`` (the distribution) and ``emission_log_prob`` (B, T) follow;
   * ``auxiliary_log_prob(z, pre, context)``: an extra training term that is not part of the
     bound (Z-forcing's auxiliary cost), already weighted; None for most models.
+  * ``fused_posterior(pre, state, T, noise)``: optionally, the whole posterior z-recursion of a
+    one-sample bound as one fused computation (the same values and gradients as the step loop,
+    with far fewer operators); None by default.
 The bounds (ELBO, IWAE, FIVO) are generic loops over this interface. A deterministic model (the
 RNN) has no z: it sets ``z_dim = 0`` and gives its exact log-likelihood through
 ``exact_log_prob`` instead.
@@ -154,6 +157,22 @@ def at_step(pre: Any, t: int, K: int) -> Any:
         if f.metadata.get("per_step") and getattr(pre, f.name) is not None})
 
 
+class PosteriorPass(NamedTuple):
+    """The z-recursion run over a batch, every per-step tensor stacked over time (B, T, ...)."""
+
+    z: Tensor  # z_1:T, (B, T, z_dim)
+    q_loc: Tensor  # the proposal q(z_t | ...) = N(q_loc, q_scale^2)
+    q_scale: Tensor
+    p_loc: Tensor  # the prior p(z_t | ...) = N(p_loc, p_scale^2)
+    p_scale: Tensor
+    context: Tensor | None  # what the emission reads besides z (emission_context), or None
+    state: Any  # the recurrent state after step T (for final_carry)
+
+
+# noise(like): one step's eps ~ N(0, I) of the shape, dtype and device of ``like`` (B, z_dim)
+Noise = Callable[[Tensor], Tensor]
+
+
 class StepParams(NamedTuple):
     """Diagonal-Gaussian parameters of the proposal q(z_t | ...) and the prior p(z_t | ...)."""
 
@@ -266,6 +285,14 @@ class StateSpaceModel(SequenceModel):
         raise NotImplementedError
 
     def emission_context(self, state: Any, z: Tensor, new_state: Any) -> Tensor | None:
+        return None
+
+    def fused_posterior(self, pre: Any, state: Any, T: int, noise: Noise
+                        ) -> PosteriorPass | None:
+        """The posterior z-recursion with z_t = q_loc + q_scale * noise(...) drawn at each step
+        in order, computed by a fused path that gives the step interface's values and
+        gradients; None where the model (or this configuration of it) has none, and the bounds
+        then run :meth:`step` and :meth:`next_state` step by step."""
         return None
 
     def emission_features(self, z: Tensor, pre: Any, context: Tensor | None = None) -> Tensor:

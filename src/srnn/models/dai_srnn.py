@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from srnn.models.base import (
     Batch,
@@ -33,6 +33,7 @@ from srnn.models.base import (
     x_and_u_features,
 )
 from srnn.nn.emissions import emission_from_config
+from srnn.nn.fused_gru import FusedGRU
 from srnn.nn.layers import MLP, MLPGaussian, activation, apply_init_
 from srnn.nn.recurrent import BackwardGRU, SplitInputGRUCell
 from srnn.nn.step_linear import StepLinear
@@ -73,7 +74,7 @@ class DaiSRNN(StateSpaceModel):
         self.act = activation(c.activation)
         self.features = MLP(c.x_dim, c.feature_dim, c.feature_layers, c.activation)
         f = self.features.out_dim
-        self.forward_rnn = nn.GRU(f, c.d_dim, batch_first=True)  # v_{t-1} from u_1:t
+        self.forward_rnn = FusedGRU(f, c.d_dim)  # v_{t-1} from u_1:t
         self.backward_rnn = BackwardGRU(f, c.a_dim)  # b_t from x_t:T
         self.prior = MLPGaussian(c.d_dim, c.hidden, c.z_dim, c.activation, c.min_std)
         self.posterior = MLPGaussian(c.d_dim + c.a_dim, c.hidden, c.z_dim, c.activation,

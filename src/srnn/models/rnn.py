@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from srnn.models.base import Batch, Draw, GenerativeStep, ModelConfig, SequenceModel
 from srnn.nn.emissions import emission_from_config
+from srnn.nn.fused_gru import FusedGRU
 from srnn.nn.layers import MLP, activation, apply_init_
 
 
@@ -39,7 +40,7 @@ class RNN(SequenceModel):
         c = self.config = config or RNNConfig()
         self.features = MLP(c.x_dim, c.feature_dim, c.feature_layers, c.activation)
         self.drop = nn.Dropout(c.dropout)
-        self.rnn = nn.GRU(self.features.out_dim, c.d_dim, batch_first=True)  # eq. 1-2
+        self.rnn = FusedGRU(self.features.out_dim, c.d_dim)  # eq. 1-2
         self.emit_in = nn.Linear(c.d_dim, c.hidden)
         self.act = activation(c.activation)
         self.emission = emission_from_config(c, c.hidden)

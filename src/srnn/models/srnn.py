@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srnn.models.base import (
@@ -24,13 +25,24 @@ from srnn.models.base import (
     Draw,
     GenerativeStep,
     LatentConfig,
+    Noise,
+    PosteriorPass,
     StateSpaceModel,
     StepParams,
     per_step,
     x_and_u_features,
 )
+from srnn.nn import fused_posterior
 from srnn.nn.emissions import emission_from_config
-from srnn.nn.layers import MLP, GaussianHead, SplitInputLinear, activation, apply_init_
+from srnn.nn.fused_gru import FusedGRU
+from srnn.nn.layers import (
+    MLP,
+    GaussianHead,
+    SplitInputLinear,
+    activation,
+    apply_init_,
+    bounded_std,
+)
 from srnn.nn.recurrent import BackwardGRU
 
 
@@ -73,7 +85,7 @@ class SRNN(StateSpaceModel):
         self.features = MLP(c.x_dim, c.feature_dim, c.feature_layers, c.activation)
         f = self.features.out_dim
         self.drop = nn.Dropout(c.dropout)
-        self.forward_rnn = nn.GRU(f, c.d_dim, batch_first=True)  # eq. 1-2
+        self.forward_rnn = FusedGRU(f, c.d_dim)  # eq. 1-2
         if c.smoothing:  # eq. 10: a_t = g(a_{t+1}, [d_t, x_t])
             self.backward_rnn: nn.Module = BackwardGRU(c.d_dim + f, c.a_dim)
         else:  # filtering: a_t from [d_t, x_t] only
@@ -127,6 +139,38 @@ class SRNN(StateSpaceModel):
 
     def next_state(self, z_prev: Tensor, z: Tensor, t: int, pre: SRNNPre) -> Tensor:
         return z
+
+    def fused_posterior(self, pre: SRNNPre, state: Tensor, T: int, noise: Noise
+                        ) -> PosteriorPass | None:
+        """:meth:`step` over all T steps as one fused recursion
+        (:func:`srnn.nn.fused_posterior.gaussian_recursion`). Inside it: q (eq. 11) and, with
+        Res_q, the prior mean it adds to (eq. 3, 12). The prior's standard deviation (without
+        Res_q, the whole prior) reads only z_{t-1} and d_t, so it is computed for all steps
+        after the loop from the drawn z_0:T-1."""
+        c = self.config
+        if not (c.two_networks and fused_posterior.supports(self.act)):
+            return None
+        H = c.hidden
+        eps = torch.stack([noise(state) for _ in range(T)], dim=1)
+        w_p = self.prior_in.z.weight  # (2 H, z_dim): [mean | std] halves
+        q_heads = (self.post_out.mu.weight, self.post_out.mu.bias, self.post_out.sigma.weight,
+                   self.post_out.sigma.bias)
+        if c.res_q:  # the prior mean runs in the loop: mu_q = mu_p + delta (eq. 12)
+            z, q_loc, q_scale, p_loc = fused_posterior.gaussian_recursion(
+                state, torch.cat([pre.prior_d[..., :H], pre.post_a], dim=-1), eps,
+                torch.cat([w_p[:H], self.post_in.z.weight]), self.act, c.min_std, q_heads,
+                (self.prior_out.mu.weight, self.prior_out.mu.bias))
+        else:
+            z, q_loc, q_scale, _ = fused_posterior.gaussian_recursion(
+                state, pre.post_a, eps, self.post_in.z.weight, self.act, c.min_std, q_heads)
+        z_prev = torch.cat([state.unsqueeze(1), z[:, :-1]], dim=1)  # z_0:T-1
+        if c.res_q:  # eq. 3, sigma_p = NN2(z_{t-1}, d_t), all steps
+            h_s = self.act(F.linear(z_prev, w_p[H:]) + pre.prior_d[..., H:])
+            p_scale = bounded_std(self.prior_out.sigma(h_s), c.min_std)
+        else:  # eq. 3, the whole prior, all steps
+            p_loc, p_scale = self.prior_out(self.act(self.prior_in.latent(z_prev) + pre.prior_d))
+        assert p_loc is not None
+        return PosteriorPass(z, q_loc, q_scale, p_loc, p_scale, None, z[:, -1])
 
     def final_carry(self, state: Tensor, pre: SRNNPre) -> tuple[Tensor, Tensor]:
         return pre.d_last.detach(), state.detach()

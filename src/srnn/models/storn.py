@@ -27,6 +27,7 @@ from srnn.models.base import (
     x_and_u_features,
 )
 from srnn.nn.emissions import emission_from_config
+from srnn.nn.fused_gru import FusedGRU
 from srnn.nn.layers import MLP, MLPGaussian, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
 
@@ -60,7 +61,7 @@ class STORN(StateSpaceModel):
         self.act = activation(c.activation)
         self.features = MLP(c.x_dim, c.feature_dim, c.feature_layers, c.activation)
         f = self.features.out_dim
-        self.recognition = nn.GRU(f, c.a_dim, batch_first=True)  # a_t = GRU(a_{t-1}, x_t)
+        self.recognition = FusedGRU(f, c.a_dim)  # a_t = GRU(a_{t-1}, x_t)
         self.posterior = MLPGaussian(c.a_dim, c.hidden, c.z_dim, c.activation, c.min_std)
         self.generating = SplitInputGRUCell(f, c.z_dim, c.d_dim)  # h_t = GRU(h, [u_t, z_t])
         self.emit_in = nn.Linear(c.d_dim, c.hidden)

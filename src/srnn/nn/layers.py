@@ -113,6 +113,7 @@ class GaussianHead(nn.Module):
 def init_paper_(module: nn.Module) -> None:
     """The initialisation of the SRNN paper's code: Glorot-normal weights and zero biases in
     linear layers, orthogonal recurrent and input matrices (per gate) in GRUs."""
+    from srnn.nn.fused_gru import FusedGRU
     from srnn.nn.recurrent import SplitInputGRUCell
 
     cells = [m for m in module.modules() if isinstance(m, SplitInputGRUCell)]
@@ -121,7 +122,7 @@ def init_paper_(module: nn.Module) -> None:
             nn.init.xavier_normal_(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.GRU):
+        elif isinstance(m, nn.GRU | FusedGRU):
             for name, p in m.named_parameters():
                 if name.startswith("weight"):
                     for gate in p.data.chunk(3, dim=0):

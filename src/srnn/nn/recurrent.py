@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from srnn.nn.fused_gru import FusedGRU
 from srnn.nn.step_linear import StepLinear
 
 
@@ -22,7 +23,7 @@ class BackwardGRU(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int) -> None:
         super().__init__()
-        self.gru = nn.GRU(in_dim, hidden, batch_first=True)
+        self.gru = FusedGRU(in_dim, hidden)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         out, _ = self.gru(reverse_padded(x, lengths))

@@ -1,0 +1,163 @@
+"""The z-recursion of a Gaussian posterior with one hidden layer, as one autograd node.
+
+For T steps, from z_0 and per-step contexts c_t that do not depend on z (computed for all steps
+before the loop), with the heads of :class:`srnn.nn.layers.GaussianHead` (``separate=True``)::
+
+    a_t      = W_z z_{t-1} + c_t                      first layer(s), c_t = W_c (d_t or a_t) + b
+    h_t      = act(a_t)                               h_t = [h^p_mu, h^q_mu, h^q_sigma] (prior) or
+                                                      [h^q_mu, h^q_sigma] (no prior in the loop)
+    p_loc_t  = W_pm h^p_mu + b_pm                     prior mean (SRNN eq. 3), when in the loop
+    q_loc_t  = p_loc_t + W_qm h^q_mu + b_qm           residual mean (Res_q, SRNN eq. 12), or
+                                                      W_qm h^q_mu + b_qm without the prior
+    q_scale  = softplus(min(W_qs h^q_sigma + b_qs, MAX_STD)) + min_std          (eq. 11)
+    z_t      = q_loc_t + q_scale_t * eps_t            reparameterised draw, eps_t ~ N(0, I)
+
+The result is exactly what the model's step interface computes step by step (the bounds' generic
+z-loop); what changes is the bookkeeping. The forward pass runs a dozen operators per step on
+preallocated (T, B, ...) buffers and records no per-step autograd graph. The backward pass is a
+reverse loop of a few element-wise operators and four products of B rows per step; the
+activation's and the softplus's derivatives are formed for all steps at once before it, and the
+gradients of every weight, bias and context come after it as products over all T * B rows. Only
+what needs z_t inside the loop is in it: the prior's standard deviation (and, without Res_q, its
+whole mean) depends on z_{t-1} but not on z_t, so the model computes it for all steps afterwards.
+
+Double backward is not supported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from srnn.nn.layers import MAX_STD, ClippedLeakyReLU
+
+
+def supports(act: nn.Module) -> bool:
+    """Whether :func:`activation_grad` knows ``act``'s derivative."""
+    if isinstance(act, ClippedLeakyReLU):
+        return act.leak > 0
+    return isinstance(act, nn.ReLU | nn.Tanh | nn.Identity)
+
+
+def activation_grad(act: nn.Module, a: Tensor) -> Tensor:
+    """d act(a) / d a, elementwise, as autograd forms it for ``act`` (see :func:`supports`)."""
+    if isinstance(act, ClippedLeakyReLU):  # leaky_relu(hardtanh(a, lo, clip)), lo = -clip/leak
+        lo = -act.clip / act.leak
+        inside = (a > lo) & (a < act.clip)  # hardtanh passes the gradient strictly inside
+        slope = torch.full_like(a, act.leak).masked_fill_(a > 0, 1.0)  # leaky_relu's slope
+        return slope.mul_(inside)
+    if isinstance(act, nn.ReLU):
+        return (a > 0).to(a.dtype)
+    if isinstance(act, nn.Tanh):
+        return 1 - torch.tanh(a).square()
+    if isinstance(act, nn.Identity):
+        return torch.ones_like(a)
+    raise TypeError(f"no derivative known for {type(act).__name__}")
+
+
+class _Recursion(torch.autograd.Function):
+    """See :func:`gaussian_recursion`; all tensors time-major inside."""
+
+    @staticmethod
+    def forward(ctx: Any, z0: Tensor, context: Tensor, eps: Tensor, w_z: Tensor,
+                act: nn.Module, min_std: float, prior: bool, *heads: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        T, B, Z = eps.shape
+        H = w_z.shape[0] // (3 if prior else 2)
+        w_zt = w_z.t()
+        a = context.new_empty(T, B, w_z.shape[0])  # pre-activations a_t
+        s = context.new_empty(T, B, Z)  # W_qs h^q_sigma + b_qs
+        zs = context.new_empty(T + 1, B, Z)  # z_0:T
+        q_loc, q_scale = context.new_empty(T, B, Z), context.new_empty(T, B, Z)
+        p_loc = context.new_empty(T, B, Z) if prior else q_loc.new_empty(0)
+        zs[0] = z0
+        w_qm, b_qm, w_qs, b_qs = heads[-4:]
+        off = H if prior else 0
+        for t in range(T):
+            a_t = torch.addmm(context[t], zs[t], w_zt, out=a[t])  # a_t = W_z z_{t-1} + c_t
+            h = act(a_t)
+            torch.addmm(b_qm, h[:, off:off + H], w_qm.t(), out=q_loc[t])  # W_qm h + b_qm
+            if prior:
+                torch.addmm(heads[1], h[:, :H], heads[0].t(), out=p_loc[t])  # p_loc, eq. 3
+                q_loc[t] += p_loc[t]  # Res_q, eq. 12
+            s_t = torch.addmm(b_qs, h[:, off + H:], w_qs.t(), out=s[t])
+            sc = torch.add(F.softplus(s_t.clamp(max=MAX_STD)), min_std, out=q_scale[t])
+            torch.addcmul(q_loc[t], sc, eps[t], out=zs[t + 1])  # z_t = q_loc + q_scale eps
+        ctx.act, ctx.prior, ctx.H = act, prior, H
+        ctx.save_for_backward(eps, w_z, a, s, zs, *heads)
+        return zs[1:].clone(), q_loc, q_scale, p_loc
+
+    @staticmethod
+    def backward(ctx: Any, d_z: Tensor | None, d_q_loc: Tensor | None,
+                 d_q_scale: Tensor | None, d_p_loc: Tensor | None) -> tuple[Tensor | None, ...]:
+        if torch.is_grad_enabled():
+            raise RuntimeError("the fused z-recursion has no double backward (create_graph)")
+        eps, w_z, a, s, zs, *heads = ctx.saved_tensors
+        act, prior, H = ctx.act, ctx.prior, ctx.H
+        T, B, Z = eps.shape
+        w_qm, w_qs = heads[-4], heads[-2]
+        off = H if prior else 0
+        d_z, d_q_loc, d_q_scale = (torch.zeros_like(eps) if g is None else g
+                                   for g in (d_z, d_q_loc, d_q_scale))
+        if prior and d_p_loc is None:
+            d_p_loc = torch.zeros_like(eps)
+        act_d = activation_grad(act, a)  # all steps at once
+        sig = torch.sigmoid(s) * (s <= MAX_STD)  # d softplus(min(s, MAX_STD)) / d s
+        d_a = torch.empty_like(a)
+        d_s = torch.empty_like(s)  # gradients of the head pre-activations, all steps
+        d_ql = torch.empty_like(s)
+        d_pl = torch.empty_like(s) if prior else None
+        carry = eps.new_zeros(B, Z)  # dL/dz_t through step t + 1
+        for t in range(T - 1, -1, -1):
+            g = carry.add_(d_z[t])  # dL/dz_t
+            torch.add(g, d_q_loc[t], out=d_ql[t])
+            d_sc = torch.addcmul(d_q_scale[t], g, eps[t])
+            torch.mul(d_sc, sig[t], out=d_s[t])
+            d_h = d_a[t]
+            torch.mm(d_ql[t], w_qm, out=d_h[:, off:off + H])
+            torch.mm(d_s[t], w_qs, out=d_h[:, off + H:])
+            if prior:
+                torch.add(d_ql[t], d_p_loc[t], out=d_pl[t])
+                torch.mm(d_pl[t], heads[0], out=d_h[:, :H])
+            d_h.mul_(act_d[t])  # dL/da_t
+            carry = torch.mm(d_h, w_z)  # dL/dz_{t-1}
+        need = ctx.needs_input_grad
+        rows = T * B
+        d_a2 = d_a.view(rows, -1)
+        d_w_z = d_a2.t().mm(zs[:-1].reshape(rows, Z)) if need[3] else None
+        h = act(a).view(rows, -1)
+
+        def head(d: Tensor, lo: int) -> tuple[Tensor, Tensor]:
+            d2 = d.view(rows, Z)
+            return d2.t().mm(h[:, lo:lo + H]), d2.sum(0)
+
+        grads = [*head(d_ql, off), *head(d_s, off + H)]
+        if prior:
+            assert d_pl is not None
+            grads = [*head(d_pl, 0), *grads]
+        return (carry if need[0] else None, d_a if need[1] else None, None, d_w_z, None, None,
+                None, *grads)
+
+
+def gaussian_recursion(z0: Tensor, context: Tensor, eps: Tensor, w_z: Tensor, act: nn.Module,
+                       min_std: float, q_heads: tuple[Tensor, Tensor, Tensor, Tensor],
+                       p_head: tuple[Tensor, Tensor] | None = None
+                       ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """z_1:T, q_loc, q_scale and (with ``p_head``) p_loc, each (B, T, Z), of the recursion in
+    the module docstring.
+
+    ``z0`` (B, Z); ``context`` (B, T, n H) and ``w_z`` (n H, Z) in the order [prior mean | q mean
+    | q sigma] (n = 3) or [q mean | q sigma] (n = 2, ``p_head`` None); ``eps`` (B, T, Z);
+    ``q_heads`` = (W_qm, b_qm, W_qs, b_qs) and ``p_head`` = (W_pm, b_pm), weights (Z, H).
+    ``act`` must satisfy :func:`supports`.
+    """
+    prior = p_head is not None
+    heads = (*(p_head or ()), *q_heads)
+    z, q_loc, q_scale, p_loc = _Recursion.apply(
+        z0, context.transpose(0, 1).contiguous(), eps.transpose(0, 1).contiguous(), w_z, act,
+        min_std, prior, *heads)
+    z, q_loc, q_scale = (v.transpose(0, 1) for v in (z, q_loc, q_scale))
+    return z, q_loc, q_scale, (p_loc.transpose(0, 1) if prior else None)
