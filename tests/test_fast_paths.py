@@ -12,6 +12,7 @@ from test_models import tiny
 
 import srnn.bounds.elbo as elbo_module
 import srnn.bounds.particles as particles_module
+import srnn.models.vrnn as vrnn_module
 from srnn.bounds import elbo_terms
 from srnn.bounds.particles import fivo, iwae
 from srnn.models import MODELS, Batch
@@ -29,6 +30,7 @@ def _plain(monkeypatch: pytest.MonkeyPatch) -> None:
         return contextlib.nullcontext()
     monkeypatch.setattr(elbo_module, "batched_weight_grads", off)
     monkeypatch.setattr(particles_module, "batched_weight_grads", off)
+    monkeypatch.setattr(vrnn_module, "batched_weight_grads", off)  # its own z-loop
 
 
 def _grads(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -322,3 +324,42 @@ def test_models_with_fused_grus_equal_nn_gru(name: str) -> None:
     torch.testing.assert_close(out[0][0], out[1][0], rtol=1e-12, atol=1e-12)
     for a, b in zip(out[0][1], out[1][1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["vrnn", "vrnn-i"])
+def test_vrnn_prior_after_the_loop_equals_the_step_loop(name: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The VRNN's z-loop without its prior (computed for all steps afterwards): the same bound
+    terms, gradients and noise as the step interface step by step, padding and a carried h_0
+    included."""
+    model = tiny(name).double()
+    batch = batch_from(random_rolls(4, (4, 13)))
+    batch = Batch(batch.x.double(), batch.u.double(), batch.mask)
+    carry = torch.randn(4, model.config.d_dim, dtype=torch.float64)
+
+    def run() -> tuple[torch.Tensor, ...]:
+        g = torch.Generator().manual_seed(3)
+        terms = elbo_terms(model, batch, carry=carry, generator=g)
+        grads = torch.autograd.grad(terms.objective(0.6), list(model.parameters()))
+        return (terms.recon, terms.kl, terms.carry, torch.randn(1, generator=g), *grads)
+
+    fused = run()
+    with monkeypatch.context() as m:
+        _step_by_step(model, m)
+        plain = run()
+    for a, b in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_reverse_padded_flips_unpadded_batches_and_gathers_padded_ones() -> None:
+    from srnn.nn.recurrent import reverse_padded
+
+    x = torch.randn(3, 6, 2, requires_grad=True)
+    full = torch.tensor([6, 6, 6])
+    assert torch.equal(reverse_padded(x, full), x[:, torch.arange(5, -1, -1)])
+    lengths = torch.tensor([6, 4, 1])
+    y = reverse_padded(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        assert torch.equal(y[b, :n], x[b, :n].flip(0))
+        assert torch.equal(y[b, n:], x[b, n:])  # padding stays put
+    assert torch.equal(reverse_padded(y, lengths), x)

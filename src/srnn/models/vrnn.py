@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from srnn.models.base import (
@@ -23,13 +24,17 @@ from srnn.models.base import (
     Draw,
     GenerativeStep,
     LatentConfig,
+    Noise,
+    PosteriorPass,
     StateSpaceModel,
     StepParams,
     per_step,
+    step_view,
 )
 from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
+from srnn.nn.step_linear import batched_weight_grads
 
 
 @dataclass
@@ -95,6 +100,30 @@ class VRNN(StateSpaceModel):
 
     def next_state(self, h: Tensor, z: Tensor, t: int, pre: VRNNPre) -> Tensor:
         return self.cell(pre.cell_x[:, t], self.phi_z(z), h)  # eq. 7
+
+    def fused_posterior(self, pre: VRNNPre, state: Tensor, T: int, noise: Noise
+                        ) -> PosteriorPass:
+        """The z-loop with only q (eq. 9) and the GRU (eq. 7) in it: the prior of step t reads
+        h_{t-1} alone (eq. 5), so it is computed for all steps after the loop, from the h_0:T-1
+        the loop leaves (which the emission reads too)."""
+        steps = step_view(pre)
+        hs, zs, q_locs, q_scales = [], [], [], []
+        h = state
+        with batched_weight_grads(self):  # weight gradients over many steps at once
+            for t in range(T):
+                q_loc, q_scale = self.enc_out(self.act(self.enc_in.latent(h)
+                                                       + steps.enc_x[:, t]))  # eq. 9
+                z = q_loc + q_scale * noise(q_loc)
+                hs.append(h)
+                zs.append(z)
+                q_locs.append(q_loc)
+                q_scales.append(q_scale)
+                h = self.cell(steps.cell_x[:, t], self.phi_z(z), h)  # eq. 7
+        h_prev, z_all, q_loc, q_scale = (torch.stack(v, dim=1)
+                                         for v in (hs, zs, q_locs, q_scales))
+        p_loc, p_scale = self.prior(h_prev.flatten(0, 1))  # eq. 5, all steps
+        p_loc, p_scale = (v.view_as(q_loc) for v in (p_loc, p_scale))
+        return PosteriorPass(z_all, q_loc, q_scale, p_loc, p_scale, h_prev, h)
 
     def emission_context(self, h: Tensor, z: Tensor, new_h: Tensor) -> Tensor:
         return h  # the decoder of step t reads h_{t-1}
