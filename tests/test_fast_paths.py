@@ -221,7 +221,10 @@ def test_fused_recursion_gradcheck(prior: bool, act: str) -> None:
     def run(z0, context, w_z, *params):
         q = tuple(params[len(p_head):])
         p = tuple(params[:len(p_head)]) or None
-        z, q_loc, q_scale, p_loc = gaussian_recursion(z0, context, eps, w_z, f, 1e-4, q, p)
+        cut = H if prior else 2 * H  # two blocks: the contexts are read where they lie
+        z, q_loc, q_scale, p_loc = gaussian_recursion(
+            z0, (context[..., :cut], context[..., cut:]), eps, (w_z[:cut], w_z[cut:]), f, 1e-4,
+            q, p)
         return (z, q_loc, q_scale) + ((p_loc,) if prior else ())
 
     assert torch.autograd.gradcheck(run, (z0, context, w_z, *p_head, *heads))
@@ -247,7 +250,11 @@ def test_fused_srnn_posterior_equals_the_step_loop(res_q: bool, smoothing: bool,
         terms = elbo_terms(model, batch, carry=carry, generator=g)
         loss = terms.objective(0.6)
         grads = torch.autograd.grad(loss, list(model.parameters()))
-        return (terms.recon, terms.kl, terms.carry[1], torch.randn(1, generator=g), *grads)
+        with torch.no_grad():  # evaluation keeps no per-step buffers: the same figures
+            g = torch.Generator().manual_seed(3)
+            no_grad = elbo_terms(model, batch, carry=carry, generator=g)
+        return (terms.recon, terms.kl, terms.carry[1], torch.randn(1, generator=g),
+                no_grad.recon, no_grad.kl, *grads)
 
     loss = elbo_terms(model, batch, carry=carry).objective(1.0)
     assert "_RecursionBackward" in _graph_nodes(loss)  # the fused path is the one taken

@@ -157,12 +157,13 @@ class SRNN(StateSpaceModel):
                    self.post_out.sigma.bias)
         if c.res_q:  # the prior mean runs in the loop: mu_q = mu_p + delta (eq. 12)
             z, q_loc, q_scale, p_loc = fused_posterior.gaussian_recursion(
-                state, torch.cat([pre.prior_d[..., :H], pre.post_a], dim=-1), eps,
-                torch.cat([w_p[:H], self.post_in.z.weight]), self.act, c.min_std, q_heads,
+                state, (pre.prior_d[..., :H], pre.post_a), eps,
+                (w_p[:H], self.post_in.z.weight), self.act, c.min_std, q_heads,
                 (self.prior_out.mu.weight, self.prior_out.mu.bias))
         else:
             z, q_loc, q_scale, _ = fused_posterior.gaussian_recursion(
-                state, pre.post_a, eps, self.post_in.z.weight, self.act, c.min_std, q_heads)
+                state, (pre.post_a,), eps, (self.post_in.z.weight,), self.act, c.min_std,
+                q_heads)
         z_prev = torch.cat([state.unsqueeze(1), z[:, :-1]], dim=1)  # z_0:T-1
         if c.res_q:  # eq. 3, sigma_p = NN2(z_{t-1}, d_t), all steps
             h_s = self.act(F.linear(z_prev, w_p[H:]) + pre.prior_d[..., H:])

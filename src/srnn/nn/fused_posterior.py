@@ -26,6 +26,7 @@ Double backward is not supported.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -59,35 +60,40 @@ def activation_grad(act: nn.Module, a: Tensor) -> Tensor:
 
 
 class _Recursion(torch.autograd.Function):
-    """See :func:`gaussian_recursion`; all tensors time-major inside."""
+    """See :func:`gaussian_recursion`; time-major buffers inside."""
 
     @staticmethod
-    def forward(ctx: Any, z0: Tensor, context: Tensor, eps: Tensor, w_z: Tensor,
-                act: nn.Module, min_std: float, prior: bool, *heads: Tensor
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        T, B, Z = eps.shape
-        H = w_z.shape[0] // (3 if prior else 2)
-        w_zt = w_z.t()
-        a = context.new_empty(T, B, w_z.shape[0])  # pre-activations a_t
-        s = context.new_empty(T, B, Z)  # W_qs h^q_sigma + b_qs
-        zs = context.new_empty(T + 1, B, Z)  # z_0:T
-        q_loc, q_scale = context.new_empty(T, B, Z), context.new_empty(T, B, Z)
-        p_loc = context.new_empty(T, B, Z) if prior else q_loc.new_empty(0)
+    def forward(ctx: Any, z0: Tensor, eps: Tensor, act: nn.Module, min_std: float, prior: bool,
+                blocks: int, *tensors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        contexts, w_zs, heads = tensors[:blocks], tensors[blocks:2 * blocks], tensors[2 * blocks:]
+        B, T, Z = eps.shape
+        cuts = [0]
+        for w in w_zs:
+            cuts.append(cuts[-1] + w.shape[0])
+        H = cuts[-1] // (3 if prior else 2)
+        keep = any(ctx.needs_input_grad)  # the backward pass reads a and s of every step
+        a = eps.new_empty(T if keep else 1, B, cuts[-1])  # pre-activations a_t
+        s = eps.new_empty(T if keep else 1, B, Z)  # W_qs h^q_sigma + b_qs
+        zs = eps.new_empty(T + 1, B, Z)  # z_0:T
+        q_loc, q_scale = eps.new_empty(T, B, Z), eps.new_empty(T, B, Z)
+        p_loc = eps.new_empty(T, B, Z) if prior else eps.new_empty(0)
         zs[0] = z0
         w_qm, b_qm, w_qs, b_qs = heads[-4:]
         off = H if prior else 0
         for t in range(T):
-            a_t = torch.addmm(context[t], zs[t], w_zt, out=a[t])  # a_t = W_z z_{t-1} + c_t
+            a_t, s_t = a[t if keep else 0], s[t if keep else 0]
+            for c, w, lo, hi in zip(contexts, w_zs, cuts, cuts[1:], strict=False):
+                torch.addmm(c[:, t], zs[t], w.t(), out=a_t[:, lo:hi])  # W_z z_{t-1} + c_t
             h = act(a_t)
             torch.addmm(b_qm, h[:, off:off + H], w_qm.t(), out=q_loc[t])  # W_qm h + b_qm
             if prior:
                 torch.addmm(heads[1], h[:, :H], heads[0].t(), out=p_loc[t])  # p_loc, eq. 3
                 q_loc[t] += p_loc[t]  # Res_q, eq. 12
-            s_t = torch.addmm(b_qs, h[:, off + H:], w_qs.t(), out=s[t])
+            torch.addmm(b_qs, h[:, off + H:], w_qs.t(), out=s_t)
             sc = torch.add(F.softplus(s_t.clamp(max=MAX_STD)), min_std, out=q_scale[t])
-            torch.addcmul(q_loc[t], sc, eps[t], out=zs[t + 1])  # z_t = q_loc + q_scale eps
-        ctx.act, ctx.prior, ctx.H = act, prior, H
-        ctx.save_for_backward(eps, w_z, a, s, zs, *heads)
+            torch.addcmul(q_loc[t], sc, eps[:, t], out=zs[t + 1])  # z_t = q_loc + q_scale eps
+        ctx.act, ctx.prior, ctx.H, ctx.blocks = act, prior, H, blocks
+        ctx.save_for_backward(eps, a, s, zs, *w_zs, *heads)
         return zs[1:].clone(), q_loc, q_scale, p_loc
 
     @staticmethod
@@ -95,15 +101,17 @@ class _Recursion(torch.autograd.Function):
                  d_q_scale: Tensor | None, d_p_loc: Tensor | None) -> tuple[Tensor | None, ...]:
         if torch.is_grad_enabled():
             raise RuntimeError("the fused z-recursion has no double backward (create_graph)")
-        eps, w_z, a, s, zs, *heads = ctx.saved_tensors
-        act, prior, H = ctx.act, ctx.prior, ctx.H
-        T, B, Z = eps.shape
+        eps, a, s, zs, *rest = ctx.saved_tensors
+        act, prior, H, blocks = ctx.act, ctx.prior, ctx.H, ctx.blocks
+        w_zs, heads = rest[:blocks], rest[blocks:]
+        w_z = torch.cat(w_zs) if blocks > 1 else w_zs[0]
+        T, B, Z = a.shape[0], a.shape[1], eps.shape[2]
         w_qm, w_qs = heads[-4], heads[-2]
         off = H if prior else 0
-        d_z, d_q_loc, d_q_scale = (torch.zeros_like(eps) if g is None else g
-                                   for g in (d_z, d_q_loc, d_q_scale))
+        zeros = eps.new_zeros(T, B, Z)
+        d_z, d_q_loc, d_q_scale = (zeros if g is None else g for g in (d_z, d_q_loc, d_q_scale))
         if prior and d_p_loc is None:
-            d_p_loc = torch.zeros_like(eps)
+            d_p_loc = zeros
         act_d = activation_grad(act, a)  # all steps at once
         sig = torch.sigmoid(s) * (s <= MAX_STD)  # d softplus(min(s, MAX_STD)) / d s
         d_a = torch.empty_like(a)
@@ -114,12 +122,13 @@ class _Recursion(torch.autograd.Function):
         for t in range(T - 1, -1, -1):
             g = carry.add_(d_z[t])  # dL/dz_t
             torch.add(g, d_q_loc[t], out=d_ql[t])
-            d_sc = torch.addcmul(d_q_scale[t], g, eps[t])
+            d_sc = torch.addcmul(d_q_scale[t], g, eps[:, t])
             torch.mul(d_sc, sig[t], out=d_s[t])
             d_h = d_a[t]
             torch.mm(d_ql[t], w_qm, out=d_h[:, off:off + H])
             torch.mm(d_s[t], w_qs, out=d_h[:, off + H:])
             if prior:
+                assert d_pl is not None and d_p_loc is not None
                 torch.add(d_ql[t], d_p_loc[t], out=d_pl[t])
                 torch.mm(d_pl[t], heads[0], out=d_h[:, :H])
             d_h.mul_(act_d[t])  # dL/da_t
@@ -127,8 +136,15 @@ class _Recursion(torch.autograd.Function):
         need = ctx.needs_input_grad
         rows = T * B
         d_a2 = d_a.view(rows, -1)
-        d_w_z = d_a2.t().mm(zs[:-1].reshape(rows, Z)) if need[3] else None
+        z_prev = zs[:-1].reshape(rows, Z)
         h = act(a).view(rows, -1)
+        d_ctx, d_w = [], []
+        lo = 0
+        for i, w in enumerate(w_zs):
+            hi = lo + w.shape[0]
+            d_ctx.append(d_a[..., lo:hi].transpose(0, 1) if need[6 + i] else None)
+            d_w.append(d_a2[:, lo:hi].t().mm(z_prev) if need[6 + blocks + i] else None)
+            lo = hi
 
         def head(d: Tensor, lo: int) -> tuple[Tensor, Tensor]:
             d2 = d.view(rows, Z)
@@ -138,26 +154,28 @@ class _Recursion(torch.autograd.Function):
         if prior:
             assert d_pl is not None
             grads = [*head(d_pl, 0), *grads]
-        return (carry if need[0] else None, d_a if need[1] else None, None, d_w_z, None, None,
-                None, *grads)
+        return (carry if need[0] else None, None, None, None, None, None, *d_ctx, *d_w, *grads)
 
 
-def gaussian_recursion(z0: Tensor, context: Tensor, eps: Tensor, w_z: Tensor, act: nn.Module,
-                       min_std: float, q_heads: tuple[Tensor, Tensor, Tensor, Tensor],
+def gaussian_recursion(z0: Tensor, contexts: Sequence[Tensor], eps: Tensor,
+                       w_zs: Sequence[Tensor], act: nn.Module, min_std: float,
+                       q_heads: tuple[Tensor, Tensor, Tensor, Tensor],
                        p_head: tuple[Tensor, Tensor] | None = None
                        ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """z_1:T, q_loc, q_scale and (with ``p_head``) p_loc, each (B, T, Z), of the recursion in
     the module docstring.
 
-    ``z0`` (B, Z); ``context`` (B, T, n H) and ``w_z`` (n H, Z) in the order [prior mean | q mean
-    | q sigma] (n = 3) or [q mean | q sigma] (n = 2, ``p_head`` None); ``eps`` (B, T, Z);
-    ``q_heads`` = (W_qm, b_qm, W_qs, b_qs) and ``p_head`` = (W_pm, b_pm), weights (Z, H).
-    ``act`` must satisfy :func:`supports`.
+    ``z0`` (B, Z); ``eps`` (B, T, Z); c_t and W_z in blocks: ``contexts[i]`` (B, T, n_i) and
+    ``w_zs[i]`` (n_i, Z), which side by side give c_t and W_z in the order [prior mean | q mean
+    | q sigma] (3 H columns) or [q mean | q sigma] (2 H, ``p_head`` None), so that a model's
+    precomputed contexts are read where they lie; ``q_heads`` = (W_qm, b_qm, W_qs, b_qs) and
+    ``p_head`` = (W_pm, b_pm), weights (Z, H). ``act`` must satisfy :func:`supports`.
     """
+    if len(contexts) != len(w_zs):
+        raise ValueError("one weight block per context block")
     prior = p_head is not None
-    heads = (*(p_head or ()), *q_heads)
     z, q_loc, q_scale, p_loc = _Recursion.apply(
-        z0, context.transpose(0, 1).contiguous(), eps.transpose(0, 1).contiguous(), w_z, act,
-        min_std, prior, *heads)
+        z0, eps, act, min_std, prior, len(contexts), *contexts, *w_zs, *(p_head or ()),
+        *q_heads)
     z, q_loc, q_scale = (v.transpose(0, 1) for v in (z, q_loc, q_scale))
     return z, q_loc, q_scale, (p_loc.transpose(0, 1) if prior else None)
