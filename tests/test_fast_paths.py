@@ -12,7 +12,6 @@ from test_models import tiny
 
 import srnn.bounds.elbo as elbo_module
 import srnn.bounds.particles as particles_module
-import srnn.models.vrnn as vrnn_module
 from srnn.bounds import elbo_terms
 from srnn.bounds.particles import fivo, iwae
 from srnn.models import MODELS, Batch
@@ -30,7 +29,6 @@ def _plain(monkeypatch: pytest.MonkeyPatch) -> None:
         return contextlib.nullcontext()
     monkeypatch.setattr(elbo_module, "batched_weight_grads", off)
     monkeypatch.setattr(particles_module, "batched_weight_grads", off)
-    monkeypatch.setattr(vrnn_module, "batched_weight_grads", off)  # its own z-loop
 
 
 def _grads(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -336,9 +334,9 @@ def test_models_with_fused_grus_equal_nn_gru(name: str) -> None:
 @pytest.mark.parametrize("name", ["vrnn", "vrnn-i"])
 def test_vrnn_prior_after_the_loop_equals_the_step_loop(name: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The VRNN's z-loop without its prior (computed for all steps afterwards): the same bound
-    terms, gradients and noise as the step interface step by step, padding and a carried h_0
-    included."""
+    """The VRNN's fused z-loop without its prior (computed for all steps afterwards): the same
+    bound terms, gradients and noise as the step interface step by step, padding and a carried
+    h_0 included."""
     model = tiny(name).double()
     batch = batch_from(random_rolls(4, (4, 13)))
     batch = Batch(batch.x.double(), batch.u.double(), batch.mask)
@@ -370,3 +368,24 @@ def test_reverse_padded_flips_unpadded_batches_and_gathers_padded_ones() -> None
         assert torch.equal(y[b, :n], x[b, :n].flip(0))
         assert torch.equal(y[b, n:], x[b, n:])  # padding stays put
     assert torch.equal(reverse_padded(y, lengths), x)
+
+
+@pytest.mark.parametrize("act", ["clipped_leaky_relu", "tanh"])
+def test_fused_gru_recursion_gradcheck(act: str) -> None:
+    from srnn.nn.fused_posterior import gru_recursion
+    from srnn.nn.layers import activation
+
+    torch.manual_seed(0)
+    B, T, Z, H, E, F = 2, 4, 3, 4, 5, 3
+    kw = dict(dtype=torch.float64, requires_grad=True)
+    args = [torch.randn(B, H, **kw), torch.randn(B, T, E, **kw), torch.randn(B, T, 3 * H, **kw)]
+    params = [torch.randn(E, H, **kw), torch.randn(3 * H, H, **kw), torch.randn(3 * H, **kw),
+              torch.randn(2 * Z, E, **kw), torch.randn(2 * Z, **kw), torch.randn(F, Z, **kw),
+              torch.randn(F, **kw), torch.randn(3 * H, F, **kw)]
+    eps = torch.randn(B, T, Z, dtype=torch.float64)
+    f = activation(act)
+
+    def run(h0, c_enc, c_cell, *p):
+        return gru_recursion(h0, c_enc, c_cell, eps, f, 1e-4, *p)
+
+    assert torch.autograd.gradcheck(run, (*args, *params))

@@ -29,12 +29,11 @@ from srnn.models.base import (
     StateSpaceModel,
     StepParams,
     per_step,
-    step_view,
 )
+from srnn.nn import fused_posterior
 from srnn.nn.emissions import emission_from_config
 from srnn.nn.layers import MLP, GaussianHead, MLPGaussian, SplitInputLinear, activation, apply_init_
 from srnn.nn.recurrent import SplitInputGRUCell
-from srnn.nn.step_linear import batched_weight_grads
 
 
 @dataclass
@@ -102,25 +101,21 @@ class VRNN(StateSpaceModel):
         return self.cell(pre.cell_x[:, t], self.phi_z(z), h)  # eq. 7
 
     def fused_posterior(self, pre: VRNNPre, state: Tensor, T: int, noise: Noise
-                        ) -> PosteriorPass:
-        """The z-loop with only q (eq. 9) and the GRU (eq. 7) in it: the prior of step t reads
-        h_{t-1} alone (eq. 5), so it is computed for all steps after the loop, from the h_0:T-1
-        the loop leaves (which the emission reads too)."""
-        steps = step_view(pre)
-        hs, zs, q_locs, q_scales = [], [], [], []
-        h = state
-        with batched_weight_grads(self):  # weight gradients over many steps at once
-            for t in range(T):
-                q_loc, q_scale = self.enc_out(self.act(self.enc_in.latent(h)
-                                                       + steps.enc_x[:, t]))  # eq. 9
-                z = q_loc + q_scale * noise(q_loc)
-                hs.append(h)
-                zs.append(z)
-                q_locs.append(q_loc)
-                q_scales.append(q_scale)
-                h = self.cell(steps.cell_x[:, t], self.phi_z(z), h)  # eq. 7
-        h_prev, z_all, q_loc, q_scale = (torch.stack(v, dim=1)
-                                         for v in (hs, zs, q_locs, q_scales))
+                        ) -> PosteriorPass | None:
+        """The z-loop with only q (eq. 9) and the GRU (eq. 7) in it, as one fused recursion
+        (:func:`srnn.nn.fused_posterior.gru_recursion`): the prior of step t reads h_{t-1}
+        alone (eq. 5), so it is computed for all steps after the loop, from the h_0:T-1 the
+        loop leaves (which the emission reads too)."""
+        if not fused_posterior.supports(self.act):
+            return None
+        eps = torch.stack([noise(state.new_empty(state.shape[0], self.z_dim))
+                           for _ in range(T)], dim=1)
+        f = self.phi_z[0]
+        z_all, q_loc, q_scale, h_prev, h = fused_posterior.gru_recursion(
+            state, pre.enc_x, pre.cell_x, eps, self.act, self.config.min_std,
+            self.enc_in.z.weight, self.cell.h.weight, self.cell.h.bias,
+            self.enc_out.proj.weight, self.enc_out.proj.bias, f.weight, f.bias,
+            self.cell.z.weight)
         p_loc, p_scale = self.prior(h_prev.flatten(0, 1))  # eq. 5, all steps
         p_loc, p_scale = (v.view_as(q_loc) for v in (p_loc, p_scale))
         return PosteriorPass(z_all, q_loc, q_scale, p_loc, p_scale, h_prev, h)

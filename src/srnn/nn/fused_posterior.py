@@ -179,3 +179,128 @@ def gaussian_recursion(z0: Tensor, contexts: Sequence[Tensor], eps: Tensor,
         *q_heads)
     z, q_loc, q_scale = (v.transpose(0, 1) for v in (z, q_loc, q_scale))
     return z, q_loc, q_scale, (p_loc.transpose(0, 1) if prior else None)
+
+
+class _GRURecursion(torch.autograd.Function):
+    """See :func:`gru_recursion`; time-major buffers inside."""
+
+    @staticmethod
+    def forward(ctx: Any, h0: Tensor, c_enc: Tensor, c_cell: Tensor, eps: Tensor,
+                act: nn.Module, min_std: float, w_hh: Tensor, b_h: Tensor, w_eo: Tensor,
+                b_eo: Tensor, w_f: Tensor, b_f: Tensor, w_cz: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        B, T, Z = eps.shape
+        E, H3 = c_enc.shape[2], c_cell.shape[2]
+        H = H3 // 3
+        keep = any(ctx.needs_input_grad)
+        n_keep = T if keep else 1
+        hs = eps.new_empty(T + 1, B, H)  # h_0:T
+        gh = eps.new_empty(n_keep, B, E + H3)  # [W_eh h + c_enc | W_ch h + b_ch]
+        s = eps.new_empty(n_keep, B, Z)  # pre-softplus of q_scale
+        f_pre = eps.new_empty(n_keep, B, w_f.shape[0])  # W_f z + b_f
+        gates = eps.new_empty(n_keep, B, H3)  # r, u, n
+        zs, q_loc, q_scale = (eps.new_empty(T, B, Z) for _ in range(3))
+        hs[0] = h0
+        w_hh_t, w_eo_t, w_f_t, w_cz_t = w_hh.t(), w_eo.t(), w_f.t(), w_cz.t()
+        bias = torch.cat([torch.zeros_like(c_enc[0, 0]), b_h])
+        for t in range(T):
+            k = t if keep else 0
+            g_t = torch.addmm(bias, hs[t], w_hh_t, out=gh[k])
+            e = act(g_t[:, :E].add_(c_enc[:, t]))  # eq. 9: phi_enc's hidden layer
+            mu_s = torch.addmm(b_eo, e, w_eo_t)
+            q_loc[t] = mu_s[:, :Z]
+            s[k] = mu_s[:, Z:]
+            sc = torch.add(F.softplus(s[k].clamp(max=MAX_STD)), min_std, out=q_scale[t])
+            z = torch.addcmul(q_loc[t], sc, eps[:, t], out=zs[t])
+            f = act(torch.addmm(b_f, z, w_f_t, out=f_pre[k]))  # phi_z(z_t)
+            i = torch.addmm(c_cell[:, t], f, w_cz_t)  # eq. 7: the GRU's input product
+            h_r, h_u, h_n = g_t[:, E:].chunk(3, dim=-1)
+            ru = gates[k, :, : 2 * H]
+            torch.add(i[:, : 2 * H], g_t[:, E:E + 2 * H], out=ru).sigmoid_()
+            n = torch.addcmul(i[:, 2 * H:], ru[:, :H], h_n, out=gates[k, :, 2 * H:]).tanh_()
+            torch.lerp(n, hs[t], ru[:, H:], out=hs[t + 1])  # h_t = n + u (h_{t-1} - n)
+        ctx.act, ctx.E = act, E
+        ctx.save_for_backward(eps, hs, gh, s, f_pre, gates, zs, w_hh, w_eo, w_f, w_cz)
+        return zs, q_loc, q_scale, hs[:-1].clone(), hs[-1].clone()
+
+    @staticmethod
+    def backward(ctx: Any, d_z: Tensor | None, d_q_loc: Tensor | None,
+                 d_q_scale: Tensor | None, d_h_prev: Tensor | None, d_h_last: Tensor | None
+                 ) -> tuple[Tensor | None, ...]:
+        if torch.is_grad_enabled():
+            raise RuntimeError("the fused z-recursion has no double backward (create_graph)")
+        eps, hs, gh, s, f_pre, gates, zs, w_hh, w_eo, w_f, w_cz = ctx.saved_tensors
+        act, E = ctx.act, ctx.E
+        T, B, Z = zs.shape
+        H = hs.shape[2]
+        zeros_z, zeros_h = eps.new_zeros(T, B, Z), eps.new_zeros(T, B, H)
+        d_z, d_q_loc, d_q_scale = (zeros_z if g is None else g for g in (d_z, d_q_loc, d_q_scale))
+        d_h_prev = zeros_h if d_h_prev is None else d_h_prev
+        act_e = activation_grad(act, gh[..., :E])  # all steps at once
+        act_f = activation_grad(act, f_pre)
+        sig = torch.sigmoid(s) * (s <= MAX_STD)
+        d_gh = torch.empty_like(gh)  # d[W_eh h + c_enc | W_ch h + b_ch]
+        d_i = torch.empty_like(gates)  # d(input product of the GRU)
+        d_f = torch.empty_like(f_pre)  # d(W_f z + b_f)
+        d_mu_s = eps.new_empty(T, B, 2 * Z)  # d[q_loc | s]
+        carry = eps.new_zeros(B, H) if d_h_last is None else d_h_last.clone()  # dL/dh_t
+        for t in range(T - 1, -1, -1):
+            r, u, n = gates[t].chunk(3, dim=-1)
+            h_n = gh[t, :, E + 2 * H:]
+            d_n = carry - carry * u  # h_t = n + u (h_{t-1} - n)
+            d_u = carry * (hs[t] - n)
+            d_in = d_i[t, :, 2 * H:]
+            torch.mul(d_n, 1 - n * n, out=d_in)  # d(i_n + r h_n)
+            d_r = d_in * h_n
+            torch.mul(d_r, r * (1 - r), out=d_i[t, :, :H])
+            torch.mul(d_u, u * (1 - u), out=d_i[t, :, H:2 * H])
+            dg = d_gh[t]
+            dg[:, E:E + 2 * H] = d_i[t, :, : 2 * H]
+            torch.mul(d_in, r, out=dg[:, E + 2 * H:])
+            # phi_z and the draw
+            torch.mm(d_i[t], w_cz, out=d_f[t]).mul_(act_f[t])
+            g = torch.addmm(d_z[t], d_f[t], w_f)  # dL/dz_t
+            torch.add(d_q_loc[t], g, out=d_mu_s[t, :, :Z])
+            torch.mul(torch.addcmul(d_q_scale[t], g, eps[:, t]), sig[t], out=d_mu_s[t, :, Z:])
+            torch.mm(d_mu_s[t], w_eo, out=dg[:, :E]).mul_(act_e[t])  # d(phi_enc's layer)
+            carry = torch.addmm(d_h_prev[t], dg, w_hh).addcmul_(carry, u)  # dL/dh_{t-1}
+        need = ctx.needs_input_grad
+        rows = T * B
+        flat = lambda v: v.reshape(rows, v.shape[-1])  # noqa: E731
+        e = act(gh[..., :E])
+        f = act(f_pre)
+        d_gh2, d_mu2, d_f2, d_i2 = flat(d_gh), flat(d_mu_s), flat(d_f), flat(d_i)
+        return (carry if need[0] else None,
+                d_gh[..., :E].transpose(0, 1) if need[1] else None,
+                d_i.transpose(0, 1) if need[2] else None, None, None, None,
+                d_gh2.t().mm(flat(hs[:-1])) if need[6] else None,
+                d_gh2[:, E:].sum(0) if need[7] else None,
+                d_mu2.t().mm(flat(e)) if need[8] else None,
+                d_mu2.sum(0) if need[9] else None,
+                d_f2.t().mm(flat(zs)) if need[10] else None,
+                d_f2.sum(0) if need[11] else None,
+                d_i2.t().mm(flat(f)) if need[12] else None)
+
+
+def gru_recursion(h0: Tensor, c_enc: Tensor, c_cell: Tensor, eps: Tensor, act: nn.Module,
+                  min_std: float, w_eh: Tensor, w_ch: Tensor, b_ch: Tensor, w_eo: Tensor,
+                  b_eo: Tensor, w_f: Tensor, b_f: Tensor, w_cz: Tensor
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The VRNN's z-loop (Chung et al. 2015, eq. 7 and 9) as one autograd node::
+
+        e_t = act(W_eh h_{t-1} + c^enc_t)                   phi_enc's hidden layer
+        [q_loc_t, s_t] = W_eo e_t + b_eo,  q_scale_t = softplus(min(s_t, MAX_STD)) + min_std
+        z_t = q_loc_t + q_scale_t * eps_t
+        f_t = act(W_f z_t + b_f)                            phi_z
+        h_t = GRU(h_{t-1}; input product c^cell_t + W_cz f_t, recurrent W_ch h_{t-1} + b_ch)
+
+    with the gates of :class:`srnn.nn.recurrent.SplitInputGRUCell`. ``h0`` (B, H); ``c_enc``
+    (B, T, E) and ``c_cell`` (B, T, 3 H) the contexts computed before the loop; ``eps`` (B, T,
+    Z). Returns z, q_loc, q_scale (B, T, Z), h_0:T-1 (B, T, H) (what the prior and the
+    emission of each step read) and h_T (B, H).
+    """
+    w_hh = torch.cat([w_eh, w_ch])  # one product of h_{t-1} per step
+    z, q_loc, q_scale, h_prev, h_last = _GRURecursion.apply(
+        h0, c_enc, c_cell, eps, act, min_std, w_hh, b_ch, w_eo, b_eo, w_f, b_f, w_cz)
+    return (z.transpose(0, 1), q_loc.transpose(0, 1), q_scale.transpose(0, 1),
+            h_prev.transpose(0, 1), h_last)
