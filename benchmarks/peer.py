@@ -18,7 +18,7 @@ RNN, one hidden layer of 500 in the prior, posterior and emission) and its "vrnn
 same peer SRNN, which has no Res_q.
 
     python -m benchmarks.peer [--models srnn,srnn-no-res-q,vrnn] [--threads 1,2] [--rounds 3]
-        [--batch 16] [--steps 100] [--warmup 3] [--timed 20] [--peer-src DIR]
+        [--batch 16] [--steps 100] [--warmup 3] [--timed 20] [--interleave] [--peer-src DIR]
         [--out benchmarks/peer.json]
 
 A training step is zero_grad, forward, loss, backward and an Adam(lr 1e-3) step, without
@@ -38,7 +38,11 @@ For each model and thread count, ``--rounds`` rounds each run the peer worker an
 each in a fresh process, one after the other and never side by side, so that the machine's
 drift falls on both alike. Per round the ratios ours / peer of train and eval steps per second;
 per (model, threads) the median of each side over the rounds, the median of the per-round ratios
-and the ratio of the medians. A Markdown table is printed and the raw per-round figures are
+and the ratio of the medians. With ``--interleave`` each round is one fresh process holding both
+models, whose updates alternate step by step (a peer update, one of ours, ...; then the
+evaluations likewise): on a machine whose load drifts within seconds this compares like with
+like far better than two processes one after the other (denormals are then flushed for both).
+A Markdown table is printed and the raw per-round figures are
 written to ``--out`` (atomically).
 """
 
@@ -194,12 +198,19 @@ def _finish(out: dict[str, Any], n: int, train: tuple[float, list[float], list[f
     return out
 
 
-def peer_worker(model: str, threads: int, batch: int, steps: int, warmup: int, timed: int,
-                src: str) -> dict[str, Any]:
-    """The peer model compared with our ``model``, timed in the calling process."""
+class _Side:
+    """One side's timed passes: a training update and an evaluation (each returning the loss),
+    how to put its model in training or evaluation mode, and what is known about it."""
+
+    def __init__(self, update: Callable[[], float], evaluate: Callable[[], float],
+                 net: torch.nn.Module, info: dict[str, Any]) -> None:
+        self.update, self.evaluate, self.net, self.info = update, evaluate, net, info
+
+
+def _peer_side(model: str, batch: int, steps: int, src: str) -> _Side:
+    """The peer model compared with our ``model``."""
     import torch.nn.functional as F
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     cls, kwargs = PEER_CONFIGS[PEER_OF[model]]
     mod = load_peer_module(src, f"dvae/model/{cls.lower()}.py")
@@ -226,27 +237,17 @@ def peer_worker(model: str, threads: int, batch: int, steps: int, warmup: int, t
         with torch.no_grad():
             return loss_fn().item()
 
-    net.train()
-    out: dict[str, Any] = {
-        "side": "peer", "model": model, "peer_class": cls, "threads": threads, "batch": batch,
-        "steps": steps, "parameters": sum(p.numel() for p in net.parameters())}
-    train = _median_time(update, warmup, timed)
-    net.eval()
-    return _finish(out, n, train, _median_time(evaluate, warmup, timed))
+    info = {"side": "peer", "model": model, "peer_class": cls, "batch": batch, "steps": steps,
+            "parameters": sum(p.numel() for p in net.parameters())}
+    return _Side(update, evaluate, net, info)
 
 
-def srnn_worker(model: str, threads: int, batch: int, steps: int, warmup: int, timed: int,
-                peak_repeats: int = 5) -> dict[str, Any]:
-    """Our ``model`` (a row name of :data:`OURS`), timed in the calling process, with the
-    same-process matmul peak and the model's FLOPs per time step."""
-    from benchmarks.throughput import matmul_peak
+def _srnn_side(model: str, batch: int, steps: int) -> _Side:
+    """Our ``model`` (a row name of :data:`OURS`) with its FLOPs per time step."""
     from srnn.bounds import elbo_terms
     from srnn.models import Batch, build_model
 
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
     torch.manual_seed(0)
-    peak_before = matmul_peak("cpu", peak_repeats) if peak_repeats > 0 else None
     name, options = OURS[model]
     net = build_model(name, x_dim=X_DIM, **options)
     opt = torch.optim.Adam(net.parameters(), lr=LR)
@@ -272,23 +273,92 @@ def srnn_worker(model: str, threads: int, batch: int, steps: int, warmup: int, t
     net.eval()
     eval_flops = _flops_per_step(evaluate, n)
     net.train()
-    out: dict[str, Any] = {
-        "side": "srnn", "model": model, "registry_name": name, "options": options,
-        "threads": threads, "batch": batch, "steps": steps,
-        "parameters": net.num_parameters(), "flush_denormal": True,
-        "train_mflop_per_step": train_flops / 1e6, "eval_mflop_per_step": eval_flops / 1e6}
-    train = _median_time(update, warmup, timed)
-    net.eval()
-    out = _finish(out, n, train, _median_time(evaluate, warmup, timed))
-    if peak_before is not None:
-        peak_after = matmul_peak("cpu", peak_repeats)
-        peak = max(peak_before["peak"], peak_after["peak"])
-        out.update({
-            "peak_gflops": peak, "peak_before": peak_before, "peak_after": peak_after,
-            "train_gflops": train_flops * out["train_steps_per_s"] / 1e9,
-            "eval_gflops": eval_flops * out["eval_steps_per_s"] / 1e9})
-        out["train_fraction_of_peak"] = out["train_gflops"] / peak
-        out["eval_fraction_of_peak"] = out["eval_gflops"] / peak
+    info = {"side": "srnn", "model": model, "registry_name": name, "options": options,
+            "batch": batch, "steps": steps, "parameters": net.num_parameters(),
+            "flush_denormal": True, "train_mflop_per_step": train_flops / 1e6,
+            "eval_mflop_per_step": eval_flops / 1e6}
+    return _Side(update, evaluate, net, info)
+
+
+def _add_peak(out: dict[str, Any], peak_before: dict[str, float] | None,
+              peak_repeats: int) -> None:
+    """Our fraction of the same-process matmul peak (measured before and after, the larger)."""
+    from benchmarks.throughput import matmul_peak
+
+    if peak_before is None:
+        return
+    peak_after = matmul_peak("cpu", peak_repeats)
+    peak = max(peak_before["peak"], peak_after["peak"])
+    out.update({
+        "peak_gflops": peak, "peak_before": peak_before, "peak_after": peak_after,
+        "train_gflops": out["train_mflop_per_step"] * out["train_steps_per_s"] / 1e3,
+        "eval_gflops": out["eval_mflop_per_step"] * out["eval_steps_per_s"] / 1e3})
+    out["train_fraction_of_peak"] = out["train_gflops"] / peak
+    out["eval_fraction_of_peak"] = out["eval_gflops"] / peak
+
+
+def peer_worker(model: str, threads: int, batch: int, steps: int, warmup: int, timed: int,
+                src: str) -> dict[str, Any]:
+    """The peer model compared with our ``model``, timed in the calling process."""
+    torch.set_num_threads(threads)
+    side = _peer_side(model, batch, steps, src)
+    side.net.train()
+    train = _median_time(side.update, warmup, timed)
+    side.net.eval()
+    out = {**side.info, "threads": threads}
+    return _finish(out, batch * steps, train, _median_time(side.evaluate, warmup, timed))
+
+
+def srnn_worker(model: str, threads: int, batch: int, steps: int, warmup: int, timed: int,
+                peak_repeats: int = 5) -> dict[str, Any]:
+    """Our ``model`` (a row name of :data:`OURS`), timed in the calling process, with the
+    same-process matmul peak and the model's FLOPs per time step."""
+    from benchmarks.throughput import matmul_peak
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    peak_before = matmul_peak("cpu", peak_repeats) if peak_repeats > 0 else None
+    side = _srnn_side(model, batch, steps)
+    train = _median_time(side.update, warmup, timed)
+    side.net.eval()
+    out = _finish({**side.info, "threads": threads}, batch * steps, train,
+                  _median_time(side.evaluate, warmup, timed))
+    _add_peak(out, peak_before, peak_repeats)
+    return out
+
+
+def pair_worker(model: str, threads: int, batch: int, steps: int, warmup: int, timed: int,
+                src: str, peak_repeats: int = 5) -> dict[str, Any]:
+    """The peer and our ``model`` in one process, their steps alternating (a peer update, one
+    of ours, ...; then the evaluations likewise), so that the machine's drift within the round
+    falls on both alike. Denormals are flushed for both sides here."""
+    from benchmarks.throughput import matmul_peak
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    peak_before = matmul_peak("cpu", peak_repeats) if peak_repeats > 0 else None
+    sides = {"peer": _peer_side(model, batch, steps, src), "srnn": _srnn_side(model, batch, steps)}
+    timings: dict[str, dict[str, list[float]]] = {k: {"train": [], "eval": []} for k in sides}
+    losses: dict[str, dict[str, list[float]]] = {k: {"train": [], "eval": []} for k in sides}
+    for kind in ("train", "eval"):
+        for side in sides.values():
+            side.net.train(kind == "train")
+        for i in range(warmup + timed):
+            for key, side in sides.items():
+                fn = side.update if kind == "train" else side.evaluate
+                t = time.perf_counter()
+                losses[key][kind].append(fn())
+                dt = time.perf_counter() - t
+                if i >= warmup:
+                    timings[key][kind].append(dt)
+    out: dict[str, Any] = {"side": "pair"}
+    n = batch * steps
+    for key, side in sides.items():
+        res = {**side.info, "threads": threads, "flush_denormal": True, "interleaved": True}
+        out[key] = _finish(res, n, *(
+            (statistics.median(timings[key][k]), timings[key][k], losses[key][k])
+            for k in ("train", "eval")))
+    _add_peak(out["srnn"], peak_before, peak_repeats)
     return out
 
 
@@ -302,10 +372,13 @@ def measure(side: str, model: str, threads: int, settings: dict[str, Any],
     """One worker's measurement in the calling process (what a fresh worker process runs);
     ``settings``: batch, steps, warmup, timed and (ours only) peak_repeats."""
     common = {k: settings[k] for k in ("batch", "steps", "warmup", "timed")}
-    if side == "peer":
+    if side in ("peer", "pair"):
         src = find_peer(peer_src)
         if src is None:
             raise SystemExit(skip_message(peer_src))
+        if side == "pair":
+            return pair_worker(model, threads, **common, src=src,
+                               peak_repeats=settings.get("peak_repeats", 5))
         return peer_worker(model, threads, **common, src=src)
     return srnn_worker(model, threads, **common, peak_repeats=settings.get("peak_repeats", 5))
 
@@ -319,7 +392,7 @@ def run_worker(side: str, model: str, threads: int, settings: dict[str, Any],
            "--threads", str(threads)]
     for k, v in settings.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
-    if side == "peer":
+    if side in ("peer", "pair"):
         assert peer_src is not None
         cmd += ["--peer-src", peer_src]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT)
@@ -362,19 +435,24 @@ def summarise(model: str, threads: int, rounds: list[dict[str, Any]]) -> dict[st
 
 def run_rounds(models: list[str], threads: list[int], rounds: int, settings: dict[str, Any],
                peer_src: str | None, runner: Runner = run_worker,
-               log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]],
-                                                            list[dict[str, Any]]]:
+               log: Callable[[str], None] = print, interleave: bool = False
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """For each model and thread count, ``rounds`` rounds of the peer worker (when ``peer_src``)
-    then ours, one after the other; the summary rows and every round's raw figures."""
+    then ours, one after the other, or (``interleave``) one worker per round that alternates
+    the two step by step; the summary rows and every round's raw figures."""
     rows, raw = [], []
     for model in models:
         for t in threads:
             done = []
             for i in range(rounds):
                 r: dict[str, Any] = {"model": model, "threads": t, "round": i}
-                r["peer"] = (runner("peer", model, t, settings, peer_src)
-                             if peer_src is not None else None)
-                r["srnn"] = runner("srnn", model, t, settings, peer_src)
+                if interleave and peer_src is not None:
+                    both = runner("pair", model, t, settings, peer_src)
+                    r["peer"], r["srnn"] = both["peer"], both["srnn"]
+                else:
+                    r["peer"] = (runner("peer", model, t, settings, peer_src)
+                                 if peer_src is not None else None)
+                    r["srnn"] = runner("srnn", model, t, settings, peer_src)
                 msg = (f"{model} threads {t} round {i + 1}/{rounds}: srnn train "
                        f"{r['srnn']['train_steps_per_s']:,.0f}, eval "
                        f"{r['srnn']['eval_steps_per_s']:,.0f} steps/s")
@@ -460,7 +538,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--peer-src", default=None,
                     help="the peer checkout (the folder holding dvae/); default $PEER_SRC")
     ap.add_argument("--out", default="benchmarks/peer.json")
-    ap.add_argument("--worker", choices=("peer", "srnn"), default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--interleave", action="store_true",
+                    help="one fresh process per round that alternates the peer and srnn step "
+                         "by step (default: a process for each, one after the other)")
+    ap.add_argument("--worker", choices=("peer", "srnn", "pair"), default=None,
+                    help=argparse.SUPPRESS)
     return ap
 
 
@@ -482,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
     if src is None:
         print(skip_message(a.peer_src), flush=True)
     rows, raw = run_rounds(models, threads, a.rounds, settings, src,
-                           log=lambda s: print(s, flush=True))
+                           log=lambda s: print(s, flush=True), interleave=a.interleave)
     print()
     print(table(rows))
     info = {
@@ -495,7 +577,7 @@ def main(argv: list[str] | None = None) -> None:
         "peer": PEER_REPO if src else None, "peer_src": src,
         "peer_commit": peer_commit(src) if src else None, "peer_commit_expected": PEER_COMMIT,
         "batch": a.batch, "steps": a.steps, "x_dim": X_DIM, "warmup": a.warmup,
-        "timed": a.timed, "rounds": a.rounds, "lr": LR,
+        "timed": a.timed, "rounds": a.rounds, "interleave": a.interleave, "lr": LR,
         "data": "numpy default_rng(0).random((T, B, 88)) < 0.5, float32",
     }
     write_json(a.out, {"info": info, "rows": rows, "rounds": raw})

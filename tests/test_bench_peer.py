@@ -146,3 +146,26 @@ def test_alternation_with_a_fake_peer_gives_ratios(fake_peer: Path) -> None:
     assert row["train_ratio_of_medians"] > 0 and row["eval_ratio_median_of_rounds"] > 0
     assert "srnn_train_fraction_of_peak" not in row  # peak_repeats 0: no peak measured
     assert "| srnn-no-res-q | 1 |" in peer.table(rows)
+
+
+def test_interleaved_rounds_alternate_both_sides_in_one_worker(fake_peer: Path) -> None:
+    """--interleave: one worker per round holds both models and alternates their steps; each
+    side gets its own medians, ours its FLOPs, and the round its ratios."""
+    settings = {"batch": 2, "steps": 5, "warmup": 1, "timed": 2, "peak_repeats": 0}
+    calls: list[str] = []
+
+    def runner(side: str, model: str, threads: int, settings: dict[str, Any],
+               peer_src: str | None) -> dict[str, Any]:
+        calls.append(side)
+        return peer.measure(side, model, threads, settings, peer_src)
+
+    rows, raw = peer.run_rounds(["srnn-no-res-q"], [1], 2, settings, str(fake_peer),
+                                runner=runner, log=lambda s: None, interleave=True)
+    assert calls == ["pair", "pair"]
+    for r in raw:
+        assert r["peer"]["side"] == "peer" and r["srnn"]["side"] == "srnn"
+        assert len(r["peer"]["train_seconds"]) == len(r["srnn"]["eval_seconds"]) == 2
+        assert r["srnn"]["train_mflop_per_step"] > 0
+        assert r["train_ratio"] == pytest.approx(
+            r["srnn"]["train_steps_per_s"] / r["peer"]["train_steps_per_s"])
+    assert rows[0]["train_ratio_of_medians"] > 0
