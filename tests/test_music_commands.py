@@ -92,6 +92,16 @@ def test_reconstruct_writes_midi_and_probabilities(run, tmp_path, capsys) -> Non
     assert "bad.mid" in capsys.readouterr().err
 
 
+def test_reconstruct_reads_a_long_high_resolution_file(run, tmp_path, capsys) -> None:
+    """12 minutes at 10,080 ticks per beat: past pretty_midi's tick guard, yet valid."""
+    from test_midi_long import LAST_BEAT, write_long
+
+    write_long(tmp_path / "long.mid")
+    assert main(["reconstruct", str(run), "--input", str(tmp_path / "long.mid"),
+                 "--out", str(tmp_path / "rec.mid"), "--draws", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == LAST_BEAT  # 1 step a beat (jsb)
+
+
 def test_plot_writes_figures_and_statistics(run, data_dir, tmp_path, capsys) -> None:
     out = tmp_path / "plots"
     assert main(["plot", str(run), "--out", str(out), "--num", "3", "--length", "16",

@@ -16,9 +16,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import warnings
+from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import mido
 import numpy as np
 import pretty_midi
 
@@ -29,16 +34,92 @@ from srnn.errors import DataError
 log = logging.getLogger("srnn.data.midi")
 
 MAX_STEPS = 1_000_000  # longest roll read (35 hours at 8 steps a second); more means corruption
+MAX_SECONDS = 24 * 3600.0  # longest file read, to its last event; more means corruption
+MAX_NOTES = 5_000_000  # most notes in a file (a day of 58 notes a second); more means corruption
+
+_TICK_GUARD = threading.Lock()  # pretty_midi's MAX_TICK is a module global: lift it in one place
+
+
+class _TickTimes:
+    """Seconds at a tick, computed from the tempo map (pretty_midi's ``_tick_scales``) at each
+    lookup, with pretty_midi's own arithmetic and so its exact values, instead of the table of
+    a float per tick up to the file's last tick that pretty_midi allocates (190 MB, and twice as
+    much for temporaries, for 20 minutes at 10,080 ticks per beat and 120 bpm; unbounded for a
+    corrupt file)."""
+
+    def __init__(self, scales: list[tuple[int, float]]) -> None:
+        self._ticks = [int(t) for t, _ in scales]
+        self._scales = [s for _, s in scales]
+        self._times = [0.0]
+        for (t0, s), (t1, _) in zip(scales[:-1], scales[1:], strict=True):
+            self._times.append(self._times[-1] + s * (t1 - t0))
+
+    def __getitem__(self, tick: int) -> float:
+        i = max(bisect_right(self._ticks, tick) - 1, 0)
+        return self._times[i] + self._scales[i] * (tick - self._ticks[i])
+
+
+class _Parser(pretty_midi.PrettyMIDI):
+    """pretty_midi's parser of a :class:`mido.MidiFile`, timing events through
+    :class:`_TickTimes` and refusing a file longer than :data:`MAX_SECONDS` before its notes
+    are built. Construct it under :func:`_tick_guard_lifted`."""
+
+    def __init__(self, midi: mido.MidiFile, where: str) -> None:
+        self._where = where
+        super().__init__(mido_object=midi)
+
+    def _update_tick_to_time(self, max_tick: int) -> None:  # called once, with last tick + 1
+        times = _TickTimes(self._tick_scales)
+        self._PrettyMIDI__tick_to_time = times  # the table pretty_midi's loaders index
+        seconds = times[max(int(max_tick) - 1, 0)]
+        if not seconds <= MAX_SECONDS:
+            raise DataError(f"{self._where}: lasts {seconds:.6g} s ({seconds / 3600:.3g} hours), "
+                            f"expected at most {MAX_SECONDS / 3600:g} hours (corrupt tempo map "
+                            f"or timing?)")
+
+    def tick_to_time(self, tick: int) -> float:
+        """Seconds at ``tick`` (pretty_midi's method refuses ticks past its ``MAX_TICK``)."""
+        return self._PrettyMIDI__tick_to_time[int(tick)]
+
+
+@contextmanager
+def _tick_guard_lifted() -> Iterator[None]:
+    """Lift pretty_midi's refusal of files with a tick past ``MAX_TICK`` (10^7, read in
+    ``PrettyMIDI.__init__``), a guard for its per-tick table that :class:`_Parser` does not
+    build; valid long files at a high resolution pass it. Restored on exit."""
+    with _TICK_GUARD:
+        saved = pretty_midi.pretty_midi.MAX_TICK
+        pretty_midi.pretty_midi.MAX_TICK = math.inf
+        try:
+            yield
+        finally:
+            pretty_midi.pretty_midi.MAX_TICK = saved
+
+
+def _count_notes(midi: mido.MidiFile) -> int:
+    """Note-ons of non-zero velocity in all tracks and channels (drums included)."""
+    return sum(1 for track in midi.tracks for m in track
+               if m.type == "note_on" and m.velocity > 0)
 
 
 def _load(path: Path) -> pretty_midi.PrettyMIDI:
-    """Parse a MIDI file; every failure becomes a :class:`DataError` naming the file."""
+    """Parse a MIDI file; every failure becomes a :class:`DataError` naming the file.
+
+    The bounds are in notes (:data:`MAX_NOTES`) and seconds (:data:`MAX_SECONDS`), not ticks:
+    any resolution and number of ticks is read, and memory follows the file's events.
+    """
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with reading(str(path), "not a valid MIDI file"):  # mido raises many types
-            pm = pretty_midi.PrettyMIDI(str(path))
+            midi = mido.MidiFile(str(path), charset="latin1")  # pretty_midi's charset
+            notes = _count_notes(midi)
+            if notes > MAX_NOTES:
+                raise DataError(f"{path}: {notes} notes, expected at most {MAX_NOTES} "
+                                f"(corrupt file?)")
+            with _tick_guard_lifted():
+                pm = _Parser(midi, str(path))
     for w in caught:
         log.debug("%s: %s", path, w.message)
     return pm
@@ -151,6 +232,8 @@ def read_midi(path: str | os.PathLike[str], *, steps_per_beat: int | None = None
     at debug level).
 
     Raises :class:`srnn.errors.DataError` naming the file when it is missing, is not a readable
-    MIDI file, or has no (non-drum, in-range) notes.
+    MIDI file, holds more than :data:`MAX_NOTES` notes, lasts more than :data:`MAX_SECONDS`
+    (through its tempo map; any resolution and number of ticks is read), or has no (non-drum,
+    in-range) notes.
     """
     return read_piano_roll(path, steps_per_beat, step_seconds, transpose_to_c, length)[0]
