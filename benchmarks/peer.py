@@ -10,7 +10,8 @@ metrics), from the checkout named by ``--peer-src`` or the ``PEER_SRC`` environm
 Both sides get the very same batch: ``numpy.random.default_rng(0).random((T, B, 88)) < 0.5`` as
 float32, time-major (T, B, 88) for the peer, transposed to batch-first for us with the inputs
 u_t = x_{t-1} (u_1 = 0) and a mask of ones. Sizes are the SRNN paper's polyphonic-music ones:
-88 notes, z 100, recurrent states 300, MLP layers 500, relu, no dropout. The peer's constructor
+88 notes, z 100, recurrent states 300, MLP layers 500, no dropout; the peer uses ReLU and LSTMs,
+ours the paper's clipped leaky ReLU and GRUs. The peer's constructor
 arguments are those of the speed harness (``time_peer_srnn.py``): its "srnn" configuration
 (u through a 2x500 MLP before the forward RNN, a 2x500 MLP on [h_t, x_t] before the backward
 RNN, one hidden layer of 500 in the prior, posterior and emission) and its "vrnn". Our

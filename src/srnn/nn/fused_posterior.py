@@ -12,10 +12,10 @@ before the loop), with the heads of :class:`srnn.nn.layers.GaussianHead` (``sepa
     q_scale  = softplus(min(W_qs h^q_sigma + b_qs, MAX_STD)) + min_std          (eq. 11)
     z_t      = q_loc_t + q_scale_t * eps_t            reparameterised draw, eps_t ~ N(0, I)
 
-The result is exactly what the model's step interface computes step by step (the bounds' generic
-z-loop); what changes is the bookkeeping. The forward pass runs a dozen operators per step on
+The result is what the model's step interface computes step by step (the bounds' generic z-loop),
+up to rounding; what changes is the bookkeeping. The forward pass runs a dozen operators per step on
 preallocated (T, B, ...) buffers and records no per-step autograd graph. The backward pass is a
-reverse loop of a few element-wise operators and four products of B rows per step; the
+reverse loop of a few element-wise operators and three or four products of B rows per step; the
 activation's and the softplus's derivatives are formed for all steps at once before it, and the
 gradients of every weight, bias and context come after it as products over all T * B rows. Only
 what needs z_t inside the loop is in it: the prior's standard deviation (and, without Res_q, its
@@ -59,19 +59,33 @@ def activation_grad(act: nn.Module, a: Tensor) -> Tensor:
     raise TypeError(f"no derivative known for {type(act).__name__}")
 
 
+def _needs_grad(*tensors: Tensor) -> bool:
+    """Whether a backward pass can follow: grad mode on and some input requiring a gradient
+    (inside ``Function.forward`` grad mode is always off, so this is decided before)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _check_steps(eps: Tensor, contexts: Sequence[Tensor]) -> None:
+    if any(c.shape[:2] != eps.shape[:2] for c in contexts):
+        raise ValueError(f"the fused z-recursion runs over every precomputed step: noise "
+                         f"{tuple(eps.shape)} against contexts "
+                         f"{[tuple(c.shape) for c in contexts]}")
+
+
 class _Recursion(torch.autograd.Function):
     """See :func:`gaussian_recursion`; time-major buffers inside."""
 
     @staticmethod
     def forward(ctx: Any, z0: Tensor, eps: Tensor, act: nn.Module, min_std: float, prior: bool,
-                blocks: int, *tensors: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                blocks: int, keep: bool, *tensors: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         contexts, w_zs, heads = tensors[:blocks], tensors[blocks:2 * blocks], tensors[2 * blocks:]
         B, T, Z = eps.shape
         cuts = [0]
         for w in w_zs:
             cuts.append(cuts[-1] + w.shape[0])
         H = cuts[-1] // (3 if prior else 2)
-        keep = any(ctx.needs_input_grad)  # the backward pass reads a and s of every step
+        # keep: a backward pass will read a and s of every step (else one step's buffers)
         a = eps.new_empty(T if keep else 1, B, cuts[-1])  # pre-activations a_t
         s = eps.new_empty(T if keep else 1, B, Z)  # W_qs h^q_sigma + b_qs
         zs = eps.new_empty(T + 1, B, Z)  # z_0:T
@@ -142,8 +156,8 @@ class _Recursion(torch.autograd.Function):
         lo = 0
         for i, w in enumerate(w_zs):
             hi = lo + w.shape[0]
-            d_ctx.append(d_a[..., lo:hi].transpose(0, 1) if need[6 + i] else None)
-            d_w.append(d_a2[:, lo:hi].t().mm(z_prev) if need[6 + blocks + i] else None)
+            d_ctx.append(d_a[..., lo:hi].transpose(0, 1) if need[7 + i] else None)
+            d_w.append(d_a2[:, lo:hi].t().mm(z_prev) if need[7 + blocks + i] else None)
             lo = hi
 
         def head(d: Tensor, lo: int) -> tuple[Tensor, Tensor]:
@@ -154,7 +168,8 @@ class _Recursion(torch.autograd.Function):
         if prior:
             assert d_pl is not None
             grads = [*head(d_pl, 0), *grads]
-        return (carry if need[0] else None, None, None, None, None, None, *d_ctx, *d_w, *grads)
+        return (carry if need[0] else None, None, None, None, None, None, None, *d_ctx, *d_w,
+                *grads)
 
 
 def gaussian_recursion(z0: Tensor, contexts: Sequence[Tensor], eps: Tensor,
@@ -174,9 +189,10 @@ def gaussian_recursion(z0: Tensor, contexts: Sequence[Tensor], eps: Tensor,
     if len(contexts) != len(w_zs):
         raise ValueError("one weight block per context block")
     prior = p_head is not None
+    tensors = (*contexts, *w_zs, *(p_head or ()), *q_heads)
+    _check_steps(eps, contexts)
     z, q_loc, q_scale, p_loc = _Recursion.apply(
-        z0, eps, act, min_std, prior, len(contexts), *contexts, *w_zs, *(p_head or ()),
-        *q_heads)
+        z0, eps, act, min_std, prior, len(contexts), _needs_grad(z0, *tensors), *tensors)
     z, q_loc, q_scale = (v.transpose(0, 1) for v in (z, q_loc, q_scale))
     return z, q_loc, q_scale, (p_loc.transpose(0, 1) if prior else None)
 
@@ -186,14 +202,14 @@ class _GRURecursion(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, h0: Tensor, c_enc: Tensor, c_cell: Tensor, eps: Tensor,
-                act: nn.Module, min_std: float, w_hh: Tensor, b_h: Tensor, w_eo: Tensor,
+                act: nn.Module, min_std: float, keep: bool, w_hh: Tensor, b_h: Tensor,
+                w_eo: Tensor,
                 b_eo: Tensor, w_f: Tensor, b_f: Tensor, w_cz: Tensor
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         B, T, Z = eps.shape
         E, H3 = c_enc.shape[2], c_cell.shape[2]
         H = H3 // 3
-        keep = any(ctx.needs_input_grad)
-        n_keep = T if keep else 1
+        n_keep = T if keep else 1  # keep: a backward pass will read every step's buffers
         hs = eps.new_empty(T + 1, B, H)  # h_0:T
         gh = eps.new_empty(n_keep, B, E + H3)  # [W_eh h + c_enc | W_ch h + b_ch]
         s = eps.new_empty(n_keep, B, Z)  # pre-softplus of q_scale
@@ -272,14 +288,14 @@ class _GRURecursion(torch.autograd.Function):
         d_gh2, d_mu2, d_f2, d_i2 = flat(d_gh), flat(d_mu_s), flat(d_f), flat(d_i)
         return (carry if need[0] else None,
                 d_gh[..., :E].transpose(0, 1) if need[1] else None,
-                d_i.transpose(0, 1) if need[2] else None, None, None, None,
-                d_gh2.t().mm(flat(hs[:-1])) if need[6] else None,
-                d_gh2[:, E:].sum(0) if need[7] else None,
-                d_mu2.t().mm(flat(e)) if need[8] else None,
-                d_mu2.sum(0) if need[9] else None,
-                d_f2.t().mm(flat(zs)) if need[10] else None,
-                d_f2.sum(0) if need[11] else None,
-                d_i2.t().mm(flat(f)) if need[12] else None)
+                d_i.transpose(0, 1) if need[2] else None, None, None, None, None,
+                d_gh2.t().mm(flat(hs[:-1])) if need[7] else None,
+                d_gh2[:, E:].sum(0) if need[8] else None,
+                d_mu2.t().mm(flat(e)) if need[9] else None,
+                d_mu2.sum(0) if need[10] else None,
+                d_f2.t().mm(flat(zs)) if need[11] else None,
+                d_f2.sum(0) if need[12] else None,
+                d_i2.t().mm(flat(f)) if need[13] else None)
 
 
 def gru_recursion(h0: Tensor, c_enc: Tensor, c_cell: Tensor, eps: Tensor, act: nn.Module,
@@ -300,7 +316,9 @@ def gru_recursion(h0: Tensor, c_enc: Tensor, c_cell: Tensor, eps: Tensor, act: n
     emission of each step read) and h_T (B, H).
     """
     w_hh = torch.cat([w_eh, w_ch])  # one product of h_{t-1} per step
+    _check_steps(eps, (c_enc, c_cell))
+    params = (w_hh, b_ch, w_eo, b_eo, w_f, b_f, w_cz)
     z, q_loc, q_scale, h_prev, h_last = _GRURecursion.apply(
-        h0, c_enc, c_cell, eps, act, min_std, w_hh, b_ch, w_eo, b_eo, w_f, b_f, w_cz)
+        h0, c_enc, c_cell, eps, act, min_std, _needs_grad(h0, c_enc, c_cell, *params), *params)
     return (z.transpose(0, 1), q_loc.transpose(0, 1), q_scale.transpose(0, 1),
             h_prev.transpose(0, 1), h_last)
