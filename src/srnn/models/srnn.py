@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srnn.models.base import (
@@ -41,7 +40,6 @@ from srnn.nn.layers import (
     SplitInputLinear,
     activation,
     apply_init_,
-    bounded_std,
 )
 from srnn.nn.recurrent import BackwardGRU
 
@@ -144,9 +142,9 @@ class SRNN(StateSpaceModel):
                         ) -> PosteriorPass | None:
         """:meth:`step` over all T steps as one fused recursion
         (:func:`srnn.nn.fused_posterior.gaussian_recursion`). Inside it: q (eq. 11) and, with
-        Res_q, the prior mean it adds to (eq. 3, 12). The prior's standard deviation (without
-        Res_q, the whole prior) reads only z_{t-1} and d_t, so it is computed for all steps
-        after the loop from the drawn z_0:T-1."""
+        Res_q, the prior mean it adds to (eq. 3, 12). The prior reads only z_{t-1} and d_t, so
+        the one the bound uses is computed for all steps after the loop from the drawn
+        z_0:T-1."""
         c = self.config
         if not (c.two_networks and fused_posterior.supports(self.act)):
             return None
@@ -156,7 +154,7 @@ class SRNN(StateSpaceModel):
         q_heads = (self.post_out.mu.weight, self.post_out.mu.bias, self.post_out.sigma.weight,
                    self.post_out.sigma.bias)
         if c.res_q:  # the prior mean runs in the loop: mu_q = mu_p + delta (eq. 12)
-            z, q_loc, q_scale, p_loc = fused_posterior.gaussian_recursion(
+            z, q_loc, q_scale, _ = fused_posterior.gaussian_recursion(
                 state, (pre.prior_d[..., :H], pre.post_a), eps,
                 (w_p[:H], self.post_in.z.weight), self.act, c.min_std, q_heads,
                 (self.prior_out.mu.weight, self.prior_out.mu.bias))
@@ -164,13 +162,9 @@ class SRNN(StateSpaceModel):
             z, q_loc, q_scale, _ = fused_posterior.gaussian_recursion(
                 state, (pre.post_a,), eps, (self.post_in.z.weight,), self.act, c.min_std,
                 q_heads)
-        z_prev = torch.cat([state.unsqueeze(1), z[:, :-1]], dim=1)  # z_0:T-1
-        if c.res_q:  # eq. 3, sigma_p = NN2(z_{t-1}, d_t), all steps
-            h_s = self.act(F.linear(z_prev, w_p[H:]) + pre.prior_d[..., H:])
-            p_scale = bounded_std(self.prior_out.sigma(h_s), c.min_std)
-        else:  # eq. 3, the whole prior, all steps
-            p_loc, p_scale = self.prior_out(self.act(self.prior_in.latent(z_prev) + pre.prior_d))
-        assert p_loc is not None
+        # eq. 3, the prior of every step from z_0:T-1 at once (its mean equals the loop's)
+        z_prev = torch.cat([state.unsqueeze(1), z[:, :-1]], dim=1)
+        p_loc, p_scale = self.prior_out(self.act(self.prior_in.latent(z_prev) + pre.prior_d))
         return PosteriorPass(z, q_loc, q_scale, p_loc, p_scale, None, z[:, -1])
 
     def final_carry(self, state: Tensor, pre: SRNNPre) -> tuple[Tensor, Tensor]:

@@ -18,8 +18,9 @@ preallocated (T, B, ...) buffers and records no per-step autograd graph. The bac
 reverse loop of a few element-wise operators and three or four products of B rows per step; the
 activation's and the softplus's derivatives are formed for all steps at once before it, and the
 gradients of every weight, bias and context come after it as products over all T * B rows. Only
-what needs z_t inside the loop is in it: the prior's standard deviation (and, without Res_q, its
-whole mean) depends on z_{t-1} but not on z_t, so the model computes it for all steps afterwards.
+what needs z_t inside the loop is in it: the prior depends on z_{t-1} but not on z_t, so the
+model computes the prior the bound reads for all steps afterwards (with Res_q its mean also runs
+inside, where q's mean adds to it).
 
 Double backward is not supported.
 """
