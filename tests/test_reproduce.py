@@ -235,3 +235,77 @@ def test_dry_run_lists_jobs_and_their_state(tmp_path, data_dir, capsys):
 def test_cli_reports_bad_options_cleanly(tmp_path, capsys):
     assert main(["reproduce", "table2", "--out", str(tmp_path), "--sets", "bach"]) == 2
     assert "unknown set" in capsys.readouterr().err
+
+
+# -- recipes, variants, seeds per set, particle bounds -----------------------------------------
+
+
+def test_dropout_recipe_sets_model_and_training_options():
+    full = make_jobs("table2", sets=("jsb",), budget="full", recipe_name="dropout")
+    assert all(j.model_options["dropout"] == 0.2 and j.model_options["two_networks"] is False
+               and j.model_options["init"] == "torch" for j in full)
+    assert full[0].train_options == {"epochs": 200, "lr_decay_start": 40, "lr_decay": 1.05,
+                                     "patience": 25}
+    assert full[0].meta["recipe"] == "dropout"
+    # The paper recipe is the old plan, ids unchanged; a recipe's jobs are other jobs.
+    paper = make_jobs("table2", sets=("jsb",), budget="full")
+    assert {j.id for j in paper}.isdisjoint(j.id for j in full)
+    # The quick budget's epochs win, and --set wins over the recipe's model options.
+    quick = make_jobs("table2", sets=("jsb",), budget="quick", recipe_name="dropout",
+                      overrides={"dropout": 0.1})
+    assert quick[0].train_options["epochs"] == 4 and quick[0].train_options["lr_decay"] == 1.05
+    assert quick[0].model_options["dropout"] == 0.1
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        make_jobs("table2", recipe_name="fancy")
+
+
+def test_variants_and_seeds_per_set_choose_the_jobs():
+    jobs = make_jobs("table2", "both", ("jsb", "piano"), "full", seeds={"jsb": 3, "piano": 1},
+                     variants=("smooth-resq",))
+    assert [(j.dataset, j.seed) for j in jobs] == [
+        ("jsb", 0), ("jsb", 1), ("jsb", 2), ("jsb-fraccaro", 0), ("jsb-fraccaro", 1),
+        ("jsb-fraccaro", 2), ("piano", 0), ("piano-fraccaro", 0)]
+    assert {j.meta["variant"] for j in jobs} == {"smooth + Res_q"}
+    by_label = make_jobs("table2", sets=("jsb",), variants=("smooth + Res_q", "filter"))
+    assert [j.meta["variant"] for j in by_label] == ["smooth + Res_q", "filter"]
+    with pytest.raises(ConfigError, match="no variant"):
+        make_jobs("table2", variants=("smoothest",))
+    with pytest.raises(ConfigError, match="not among"):
+        make_jobs("table2", sets=("jsb",), seeds={"bach": 2})
+    with pytest.raises(ConfigError, match="at least 1"):
+        make_jobs("table2", sets=("jsb",), seeds={"jsb": 0})
+
+
+def test_particle_bounds_are_tested_once_and_tabulated(tmp_path, data_dir, monkeypatch):
+    from srnn.evaluate import evaluate_particle_bound
+    from srnn.experiments.report import result_row, tables
+    from srnn.train.trainer import load_trained
+
+    job = tiny_job("b")
+    first = run_jobs([job], tmp_path, data_dir=data_dir, bounds=(("iwae", 3),))[job.id]
+    # The figure is srnn evaluate's: the trained model under IWAE with seed 0.
+    model, _, data = load_trained(job.run_dir(tmp_path), data_dir=data_dir)
+    direct = evaluate_particle_bound(model, data.split("test"), "iwae", 3, seed=0)
+    assert first["iwae_k3_per_step"] == pytest.approx(direct["iwae_k3_per_step"], abs=1e-6)
+    assert "fivo_k3_per_step" not in first
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished job was trained again")
+
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("srnn.train.trainer"), "train", no_training)
+    again = run_jobs([job], tmp_path, data_dir=data_dir,
+                     bounds=(("iwae", 3), ("fivo", 3)))[job.id]
+    assert again["iwae_k3_per_step"] == first["iwae_k3_per_step"]  # kept, not recomputed
+    assert again["fivo_k3_per_step"] < 0 and "fivo_k3_resampling_rate" in again
+    assert again["elbo_per_step"] == first["elbo_per_step"]
+    row = result_row(Job(label="b", dataset="jsb", model_options=TINY,
+                         train_options=TINY_TRAIN,
+                         meta={"experiment": "table2", "protocol": "canonical", "set": "jsb",
+                               "variant": "smooth + Res_q"}), again)
+    assert row["iwae_per_step"] == again["iwae_k3_per_step"]
+    assert row["fivo_mean_of_sequences"] == again["fivo_k3_mean_of_sequences"]
+    assert row["particles"] == "3"
+    md = tables("table2", [row])
+    assert "K = 3" in md and f"{again['fivo_k3_per_step']:.3f}" in md

@@ -328,7 +328,22 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--budget", default="quick", choices=["quick", "full"],
                     help="quick: 4 epochs on 16 sequences (or streams) of each split, minutes; "
                     "full: the paper's recipe (reexamine: 20,000 updates) (default: quick)")
-    rp.add_argument("--seeds", type=int, default=1, help="seeds per setting (1)")
+    rp.add_argument("--seeds", default="1",
+                    help="seeds per setting: a count (1), or a count per set, e.g. "
+                    "jsb=3,piano=3,nottingham=1,musedata=1 (sets not named get 1)")
+    rp.add_argument("--recipe", default="paper", choices=["paper", "dropout"],
+                    help="paper: the training defaults; dropout: dropout 0.2, shared heads, "
+                    "PyTorch's initialisation, learning rate divided by 1.05 per epoch after "
+                    "epoch 40, patience 25, at most 200 epochs (see docs/reproduction.md)")
+    rp.add_argument("--variants", default=None,
+                    help="comma-separated settings to run, by label or slug (e.g. smooth-resq "
+                    "for table2's 'smooth + Res_q'; default: all)")
+    rp.add_argument("--bounds", default="",
+                    help="comma-separated particle bounds (iwae, fivo) to test each finished "
+                    "job with, beside its ELBO; finished jobs lacking them are tested on the "
+                    "next call")
+    rp.add_argument("--samples", type=int, default=100,
+                    help="particles K of --bounds (100)")
     rp.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
     rp.add_argument("--max-minutes", type=float, default=None,
                     help="stop each job's training after this long (then test it)")
@@ -457,17 +472,49 @@ def _cmd_compare(a: argparse.Namespace) -> dict:
             "failed": [r["model"] for r in rows if r.get("error")]}
 
 
+def _seeds(text: str) -> int | dict[str, int]:
+    """``--seeds``: ``3``, or ``jsb=3,piano=1``."""
+    try:
+        if "=" not in text:
+            return int(text)
+        out = {}
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            name, _, n = part.partition("=")
+            out[name.strip()] = int(n)
+        return out
+    except ValueError:
+        raise ConfigError(f"--seeds {text}: expected a count (3) or counts per set "
+                          "(jsb=3,piano=1)") from None
+
+
+def _bounds(text: str, samples: int) -> tuple[tuple[str, int], ...]:
+    """``--bounds iwae,fivo`` with ``--samples K`` as ((bound, K), ...)."""
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    bad = [b for b in names if b not in ("iwae", "fivo")]
+    if bad:
+        raise ConfigError(f"--bounds {text}: unknown bound(s) {', '.join(bad)}; choose from "
+                          "iwae, fivo")
+    if names and samples < 1:
+        raise ConfigError(f"--samples must be at least 1, not {samples}")
+    return tuple((b, samples) for b in dict.fromkeys(names))
+
+
 def _cmd_reproduce(a: argparse.Namespace) -> dict:
     from srnn.experiments.reproduce import reproduce
 
     sets = tuple(x.strip() for x in a.sets.split(",") if x.strip()) if a.sets else None
+    variants = (tuple(x.strip() for x in a.variants.split(",") if x.strip())
+                if a.variants else None)
+    seeds = _seeds(a.seeds)
+    bounds = _bounds(a.bounds, a.samples)
     flat = not a.no_flat
     if a.dry_run:
         from srnn.experiments.jobs import job_status
         from srnn.experiments.reproduce import make_jobs
 
-        jobs = make_jobs(a.experiment, a.protocol, sets, a.budget, a.seeds, a.epochs,
-                         a.max_minutes, _key_values(a.set), flat=flat)
+        jobs = make_jobs(a.experiment, a.protocol, sets, a.budget, seeds, a.epochs,
+                         a.max_minutes, _key_values(a.set), flat=flat, recipe_name=a.recipe,
+                         variants=variants)
         status = {j.id: job_status(j, a.out) for j in jobs}
         for j in jobs:
             print(f"{status[j.id]:8s} {j.id}  {j.model} {json.dumps(j.model_options)}")
@@ -475,11 +522,11 @@ def _cmd_reproduce(a: argparse.Namespace) -> dict:
                                       for s in ("done", "started", "to do")}}
     threads = a.threads or max(1, (os.cpu_count() or 1) // max(a.jobs, 1))
     rows = reproduce(a.experiment, a.out, protocol=a.protocol, sets=sets, budget=a.budget,
-                     seeds=a.seeds, epochs=a.epochs, max_minutes=a.max_minutes,
+                     seeds=seeds, epochs=a.epochs, max_minutes=a.max_minutes,
                      workers=a.jobs, backend=a.backend, threads=threads,
                      data_dir=a.data_dir, slurm=_key_values(a.slurm),
                      overrides=_key_values(a.set), command=a.command_line,
-                     flat=flat)
+                     flat=flat, recipe_name=a.recipe, variants=variants, bounds=bounds)
     out = Path(a.out)
     print((out / "tables.md").read_text())
     return {"written": sorted(str(p) for p in out.iterdir() if p.is_file()),

@@ -111,12 +111,41 @@ class JobRun:
     train_options: dict[str, Any]
     data_dir: str | None
     threads: int
+    # After training, the test split under each (bound, particles), ``iwae`` or ``fivo``,
+    # into results.json as ``srnn evaluate --bound B --samples K`` writes it; not in the id.
+    bounds: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of(cls, job: Job, out: str | os.PathLike[str], data_dir: str | None,
-           threads: int) -> JobRun:
+           threads: int, bounds: tuple[tuple[str, int], ...] = ()) -> JobRun:
         return cls(job.model, job.dataset, str(job.run_dir(out)), job.model_options,
-                   {**job.train_options, "seed": job.seed}, data_dir, threads)
+                   {**job.train_options, "seed": job.seed}, data_dir, threads, tuple(bounds))
+
+
+def missing_bounds(results: dict[str, Any], bounds: tuple[tuple[str, int], ...]
+                   ) -> list[tuple[str, int]]:
+    """The (bound, particles) of ``bounds`` that ``results`` (a results.json) lacks."""
+    from srnn.evaluate import bound_key
+
+    return [(b, k) for b, k in bounds if f"{bound_key(b, k)}_per_step" not in results]
+
+
+def evaluate_bounds(run_dir: str | os.PathLike[str], bounds: list[tuple[str, int]],
+                data_dir: str | None) -> dict[str, Any]:
+    """Test the trained run in ``run_dir`` under each (bound, particles) (seed 0) and merge the
+    figures into its results; returns the merged results."""
+    from srnn.evaluate import evaluate_particle_bound
+    from srnn.train.trainer import load_trained
+
+    run = RunDirectory(run_dir)
+    model, _, data = load_trained(run_dir, data_dir=data_dir)
+    split = data.split("test")
+    merged = run.results()
+    for bound, samples in bounds:
+        log.info("%s: test %s with %d particles", run_dir, bound, samples)
+        res = evaluate_particle_bound(model, split, bound, samples, seed=0)
+        merged = run.update_results(res)
+    return merged
 
 
 def run_training_job(run: JobRun) -> dict[str, Any]:
@@ -138,8 +167,12 @@ def run_training_job(run: JobRun) -> dict[str, Any]:
     old_level = root.level
     root.setLevel(logging.INFO)
     try:
-        return train(run.dataset, run_dir, model=run.model, data_dir=run.data_dir, resume=True,
-                     progress=False, model_options=run.model_options, **run.train_options)
+        done = RunDirectory(run_dir)
+        res = (done.results() if done.status == "done" else
+               train(run.dataset, run_dir, model=run.model, data_dir=run.data_dir, resume=True,
+                     progress=False, model_options=run.model_options, **run.train_options))
+        todo = missing_bounds(res, run.bounds)
+        return evaluate_bounds(run_dir, todo, run.data_dir) if todo else res
     except Exception as e:
         log.error("%s failed:\n%s", run_dir, traceback.format_exc())
         return {"error": f"{type(e).__name__}: {e}"}
@@ -151,10 +184,11 @@ def run_training_job(run: JobRun) -> dict[str, Any]:
 
 def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = "local",
              threads: int = 1, data_dir: str | os.PathLike[str] | None = None,
-             slurm: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+             slurm: dict[str, Any] | None = None,
+             bounds: tuple[tuple[str, int], ...] = ()) -> dict[str, dict[str, Any]]:
     """Run ``jobs`` into their run directories under ``out``; return each job's results (or
-    ``{"error": ...}``) by id. Finished jobs are read back, not rerun; interrupted ones
-    resume."""
+    ``{"error": ...}``) by id. Finished jobs are read back, not rerun (only tested under the
+    ``bounds`` their results lack, see :class:`JobRun`); interrupted ones resume."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
     ids = [j.id for j in jobs]
@@ -167,7 +201,7 @@ def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = 
         run = RunDirectory(job.run_dir(out))
         write_json(run.file(JOB), {"id": job.id, "label": job.label, **job.settings(),
                                    "meta": job.meta})
-        if run.status == "done":
+        if run.status == "done" and not missing_bounds(run.results(), bounds):
             results[job.id] = run.results()
         else:
             todo.append(job)
@@ -176,7 +210,7 @@ def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = 
     if not todo:
         return results
     data = str(data_dir) if data_dir else None
-    args = {j.id: JobRun.of(j, out, data, threads) for j in todo}
+    args = {j.id: JobRun.of(j, out, data, threads, bounds) for j in todo}
     if backend == "local":
         results.update(run_local(args, workers))
     else:

@@ -37,7 +37,29 @@ COLUMNS = ["job_id", "experiment", "protocol", "set", "dataset", "modality", "mo
            "z", "d", "seed", "parameters", "bound", "test_per_step", "test_mean_of_sequences",
            "test_per_sequence",
            "valid_per_step", "recon_per_step", "kl_per_step", "cross_entropy_per_note",
-           "epochs", "best_epoch", "train_minutes", "error"]
+           "iwae_per_step", "iwae_mean_of_sequences", "fivo_per_step", "fivo_mean_of_sequences",
+           "particles", "recipe", "epochs", "best_epoch", "train_minutes", "error"]
+PARTICLE_BOUNDS = ("iwae", "fivo")
+
+
+def _particle_figures(res: dict[str, Any]) -> dict[str, Any]:
+    """The IWAE and FIVO figures of a job's results (keys ``iwae_k100_per_step``, ...), each
+    with the most particles it was tested with, and that count (``particles``; one count when
+    both were run with the same)."""
+    out: dict[str, Any] = {}
+    counts = []
+    for bound in PARTICLE_BOUNDS:
+        ks = sorted(int(k[len(bound) + 2:-len("_per_step")]) for k in res
+                    if k.startswith(f"{bound}_k") and k.endswith("_per_step")
+                    and k[len(bound) + 2:-len("_per_step")].isdigit())
+        if ks:
+            key = f"{bound}_k{ks[-1]}"
+            out[f"{bound}_per_step"] = res[f"{key}_per_step"]
+            out[f"{bound}_mean_of_sequences"] = res.get(f"{key}_mean_of_sequences", "")
+            counts.append(ks[-1])
+    if counts:
+        out["particles"] = "/".join(str(k) for k in sorted(set(counts)))
+    return out
 
 
 def result_row(job: Job, res: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +84,7 @@ def result_row(job: Job, res: dict[str, Any]) -> dict[str, Any]:
         "cross_entropy_per_note": -res["recon_per_step"] / x_dim,
         "epochs": res["epochs"], "best_epoch": res["best_epoch"],
         "train_minutes": res["train_seconds"] / 60,
+        **_particle_figures(res),
     })
     return row
 
@@ -194,12 +217,43 @@ def _by_variant_tables(experiment: str, rows: Rows, proto: str, sets: list[str])
             ("" if proto == "fraccaro" else "; the canonical files differ, so this column is "
              "for orientation only") + "):", ""]
     out += _table(header, body)
+    out += _particle_table(rows, proto, sets, variants, with_paper)
     out += ["Parameters:", ""]
     out += _table(["data set", *variants],
                   [[SET_TITLES[s], *(f"{params[(proto, s, v)][0]:,.0f}"
                                      if (proto, s, v) in params else "—" for v in variants)]
                    for s in sets])
     return out
+
+
+def _particle_table(rows: Rows, proto: str, sets: list[str], variants: list[str],
+                    with_paper: bool) -> list[str]:
+    """ELBO, IWAE and FIVO of each (set, variant) that was tested with particles, per step and
+    in the paper's convention; nothing when no job was."""
+    tested = [r for r in rows if not r.get("error") and r.get("particles") not in (None, "")]
+    if not tested:
+        return []
+    ks = sorted({str(r["particles"]) for r in tested})
+    keys = ("test_per_step", "iwae_per_step", "fivo_per_step", "test_mean_of_sequences",
+            "iwae_mean_of_sequences", "fivo_mean_of_sequences")
+    stats = {k: aggregate(tested, k) for k in keys}
+    header = ["data set", "variant", "ELBO", "IWAE", "FIVO", "ELBO, paper conv.",
+              "IWAE, paper conv.", "FIVO, paper conv."]
+    if with_paper:
+        header.append("paper (ELBO, paper conv.)")
+    body = []
+    for s in sets:
+        for v in variants:
+            if (proto, s, v) not in stats["test_per_step"]:
+                continue
+            r = [SET_TITLES[s], v, *(cell(stats[k].get((proto, s, v))) for k in keys)]
+            if with_paper:
+                r.append(f"{PAPER_TABLE2[s]:.2f}")
+            body.append(r)
+    return [f"Test bounds of the jobs tested with particles (K = {', '.join(ks)}): the ELBO, "
+            "IWAE and FIVO (multinomial resampling when the effective sample size falls below "
+            "K/2) per step, and each in the paper's convention (the `fraccaro` test files are "
+            "tested as whole streams under IWAE and FIVO):", "", *_table(header, body)]
 
 
 # The two halves of the re-examination: (modality, heading, plot title, what a step is).

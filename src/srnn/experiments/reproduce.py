@@ -62,6 +62,18 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {},
 }
 
+# How each job trains (applied under the budget: the quick budget's epochs and subset win).
+# paper: the training defaults, the paper's recipe. dropout: dropout 0.2 on the layers before
+# the outputs, the prior's and posterior's heads shared, PyTorch's initialisation, a slower
+# learning-rate decay (divided by 1.05 per epoch after epoch 40) and early stopping deciding
+# (patience 25, at most 200 epochs); chosen on the validation split of JSB (README, Results).
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"model": {}, "train": {}},
+    "dropout": {"model": {"dropout": 0.2, "two_networks": False, "init": "torch"},
+                "train": {"epochs": 200, "lr_decay_start": 40, "lr_decay": 1.05,
+                          "patience": 25}},
+}
+
 COMPARE_MODELS = ("srnn", "vrnn", "storn", "rnn")
 
 # reexamine: Dai et al.'s recipe in both. quick: 4 epochs on 16 sequences, the KL weight
@@ -90,11 +102,19 @@ def protocols(protocol: str) -> tuple[str, ...]:
     return (protocol,)
 
 
+def recipe(name: str) -> dict[str, dict[str, Any]]:
+    """The model and training options of :data:`RECIPES` ``name``."""
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r}; choose {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
 def train_options(budget: str, epochs: int | None = None,
-                  max_minutes: float | None = None) -> dict[str, Any]:
+                  max_minutes: float | None = None, recipe_name: str = "paper"
+                  ) -> dict[str, Any]:
     if budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; choose {', '.join(BUDGETS)}")
-    opts = dict(BUDGETS[budget])
+    opts = {**recipe(recipe_name)["train"], **BUDGETS[budget]}
     if epochs is not None:
         opts["epochs"] = epochs
     if max_minutes is not None:
@@ -240,60 +260,102 @@ def default_sets(experiment: str) -> tuple[str, ...]:
     return REEXAMINE_SETS if experiment == "reexamine" else SETS
 
 
+def variant_slug(variant: str) -> str:
+    """The form of a variant's label in job ids and ``--variants``: ``smooth + Res_q`` ->
+    ``smooth-resq``."""
+    return variant.replace(" + ", "-").replace(" ", "-").replace("_", "").lower()
+
+
+def seeds_per_set(seeds: int | dict[str, int], sets: tuple[str, ...]) -> dict[str, int]:
+    """Seeds of each set: one count for all, or a count per set (sets not named get 1)."""
+    per = ({s: seeds for s in sets} if isinstance(seeds, int)
+           else {s: int(seeds.get(s, 1)) for s in sets})
+    if not isinstance(seeds, int):
+        unknown = sorted(set(seeds) - set(sets))
+        if unknown:
+            raise ConfigError(f"--seeds names set(s) {', '.join(unknown)} that are not among "
+                              f"--sets ({', '.join(sets)})")
+    bad = {s: n for s, n in per.items() if n < 1}
+    if bad:
+        raise ConfigError("--seeds must be at least 1, not "
+                          + ", ".join(f"{n} ({s})" for s, n in bad.items()))
+    return per
+
+
 def make_jobs(experiment: str, protocol: str = "canonical", sets: tuple[str, ...] | None = None,
-              budget: str = "quick", seeds: int = 1, epochs: int | None = None,
-              max_minutes: float | None = None, overrides: dict[str, Any] | None = None,
-              flat: bool = True) -> list[Job]:
-    """Every job of ``experiment``: settings x protocols x data sets x seeds (``sets``:
-    :func:`default_sets`; ``flat``: with reexamine's flat variants)."""
+              budget: str = "quick", seeds: int | dict[str, int] = 1,
+              epochs: int | None = None, max_minutes: float | None = None,
+              overrides: dict[str, Any] | None = None, flat: bool = True,
+              recipe_name: str = "paper", variants: tuple[str, ...] | None = None
+              ) -> list[Job]:
+    """Every job of ``experiment``: data sets x protocols x settings x seeds, set by set
+    (``sets``: :func:`default_sets`; ``seeds``: a count, or a count per set; ``flat``: with
+    reexamine's flat variants; ``recipe_name``: :data:`RECIPES`, whose model options yield to
+    ``overrides``; ``variants``: only the settings with these labels or slugs)."""
     sets = tuple(sets) if sets else default_sets(experiment)
     if experiment == "reexamine":
         if protocol != "canonical":
             raise ConfigError("reexamine runs on the canonical MIDI sets and FSDD: --protocol "
                               f"{protocol} does not apply")
+        if recipe_name != "paper" or variants:
+            raise ConfigError("reexamine runs Dai et al.'s recipe and all its models: "
+                              "--recipe and --variants do not apply")
+        if not isinstance(seeds, int):
+            raise ConfigError("reexamine takes one --seeds count for all its sets")
         return reexamine_jobs(sets, budget, seeds, epochs, max_minutes, overrides, flat)
     bad = [s for s in sets if s not in SETS]
     if bad:
         raise ConfigError(f"unknown set(s) {', '.join(bad)}; choose from {', '.join(SETS)}")
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, not {seeds}")
-    topts = train_options(budget, epochs, max_minutes)
+    n_seeds = seeds_per_set(seeds, sets)
+    topts = train_options(budget, epochs, max_minutes, recipe_name)
+    chosen = settings(experiment, {**recipe(recipe_name)["model"], **(overrides or {})})
+    if variants:
+        names = {v: (v, variant_slug(v)) for v, *_ in chosen}
+        unknown = [x for x in variants if not any(x in n for n in names.values())]
+        if unknown:
+            raise ConfigError(f"{experiment} has no variant(s) {', '.join(unknown)}; choose "
+                              f"from {', '.join(variant_slug(v) for v in names)}")
+        chosen = [c for c in chosen if any(x in names[c[0]] for x in variants)]
     jobs = []
-    for proto in protocols(protocol):
-        for name in sets:
-            for variant, model, mopts, cols in settings(experiment, overrides):
-                for seed in range(seeds):
+    for name in sets:
+        for proto in protocols(protocol):
+            for variant, model, mopts, cols in chosen:
+                for seed in range(n_seeds[name]):
                     ds = dataset_name(proto, name)
-                    slug = variant.replace(" + ", "-").replace(" ", "-").replace("_", "")
                     jobs.append(Job(
-                        label=f"{ds}-{slug}".lower(), dataset=ds, model=model,
+                        label=f"{ds}-{variant_slug(variant)}", dataset=ds, model=model,
                         model_options=mopts, train_options=topts, seed=seed,
                         meta={"experiment": experiment, "protocol": proto, "set": name,
-                              "variant": variant, **cols}))
+                              "variant": variant, "recipe": recipe_name, **cols}))
     return jobs
 
 
 def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
-              sets: tuple[str, ...] | None = None, budget: str = "quick", seeds: int = 1,
+              sets: tuple[str, ...] | None = None, budget: str = "quick",
+              seeds: int | dict[str, int] = 1,
               epochs: int | None = None, max_minutes: float | None = None, workers: int = 1,
               backend: str = "local", threads: int = 1,
               data_dir: str | os.PathLike[str] | None = None,
               slurm: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
-              command: str | None = None, flat: bool = True) -> list[dict[str, Any]]:
+              command: str | None = None, flat: bool = True, recipe_name: str = "paper",
+              variants: tuple[str, ...] | None = None,
+              bounds: tuple[tuple[str, int], ...] = ()) -> list[dict[str, Any]]:
     """Run (or resume) ``experiment`` into ``out`` and write its results, tables and plots
-    (``flat``: reexamine with its flat variants)."""
+    (``flat``: reexamine with its flat variants; ``bounds``: (``iwae`` or ``fivo``, particles)
+    each finished job is also tested with, see :class:`~srnn.experiments.jobs.JobRun`)."""
     out = Path(out)
     sets = tuple(sets) if sets else default_sets(experiment)
     jobs = make_jobs(experiment, protocol, sets, budget, seeds, epochs, max_minutes,
-                     overrides, flat)
+                     overrides, flat, recipe_name, variants)
     with sweep_folder(out, "reproduction", {"experiment": experiment}):
         write_json(out / "plan.json", {
             "experiment": experiment, "protocol": protocol, "sets": list(sets),
-            "budget": budget, "seeds": seeds, "command": command, "backend": backend,
+            "budget": budget, "recipe": recipe_name, "seeds": seeds,
+            "bounds": [list(b) for b in bounds], "command": command, "backend": backend,
             "workers": workers, "threads_per_job": threads,
             "jobs": [{"id": j.id, **j.settings(), "meta": j.meta} for j in jobs]})
         results = run_jobs(jobs, out, workers=workers, backend=backend, threads=threads,
-                           data_dir=data_dir, slurm=slurm)
+                           data_dir=data_dir, slurm=slurm, bounds=bounds)
         rows = [result_row(j, results[j.id]) for j in jobs]
         curves = {j.id: RunDirectory(j.run_dir(out)).metrics() for j in jobs}
         write_report(out, experiment, rows, curves, command)
