@@ -1,0 +1,1 @@
+"""Fine-tuning a trained model for music generation (``srnn tune``)."""

@@ -1,0 +1,99 @@
+"""`srnn tune`: a tiny model tuned for a few hundred updates raises a simple reward with a
+finite KL, writes an ordinary run directory, resumes when killed, and takes runs of 0.1.0."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srnn.cli import main
+from srnn.errors import ConfigError
+from srnn.tuning.tune import curves, tune
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run-0.1.0"
+FAST = {"batch": 16, "length": 8, "eval_num": 16, "iwae_samples": 2, "write_num": 1,
+        "progress": False}
+
+
+@pytest.fixture(scope="module")
+def old_run(tmp_path_factory) -> Path:
+    """A copy of the run directory srnn 0.1.0 wrote (the tuner must not write into it)."""
+    out = tmp_path_factory.mktemp("old") / "run"
+    shutil.copytree(FIXTURE, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tuned(old_run, tmp_path_factory, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("tuned") / "t"
+    tune(old_run, out, rewards=["note:60=1"], kl_weight=0.05, updates=200, lr=3e-3,
+         data_dir=str(data_dir), checkpoint_every=100, **FAST)
+    return out
+
+
+def test_tuning_raises_the_reward_and_keeps_the_kl_finite(tuned):
+    rows = curves(tuned)
+    assert [r["update"] for r in rows] == list(range(1, 201))
+    first = np.mean([r["rewards"]["note:60"] for r in rows[:20]])
+    last = np.mean([r["rewards"]["note:60"] for r in rows[-20:]])
+    assert last > first + 0.3, (first, last)
+    assert all(np.isfinite(r["kl_per_step"]) for r in rows)
+    assert rows[-1]["kl_per_step"] > 0.01  # it moved away from the pretrained model
+    s = json.loads((tuned / "before_after.json").read_text())
+    assert s["tuned"]["rewards"]["note:60"] > s["pretrained"]["rewards"]["note:60"] + 0.3
+    assert s["pretrained"]["kl_per_step_from_pretrained"] == pytest.approx(0, abs=1e-9)
+    for k in ("test_elbo_per_step", "test_iwae_per_step"):
+        assert np.isfinite(s["tuned"][k]) and np.isfinite(s["pretrained"][k])
+    md = (tuned / "before_after.md").read_text()
+    assert "reward: note:60" in md and "test IWAE per step" in md
+
+
+def test_the_tuned_folder_is_an_ordinary_run(tuned, data_dir, tmp_path, capsys):
+    for name in ("config.json", "data.json", "best.pt", "results.json", "tuning.json",
+                 "tuning.jsonl", "tuning.png", "samples/tuned.mid", "samples/pretrained.mid"):
+        assert (tuned / name).is_file(), name
+    assert main(["sample", str(tuned), "--out", str(tmp_path / "s.mid"), "--length", "8"]) == 0
+    assert (tmp_path / "s.mid").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", str(tuned), "--data-dir", str(data_dir)]) == 0
+    text = capsys.readouterr().out
+    res = json.loads(text[text.index("{"):])
+    assert np.isfinite(res["elbo_per_step"]) and res["model"] == "srnn"
+    assert json.loads((tuned / "results.json").read_text())["elbo_per_step"] == pytest.approx(
+        res["elbo_per_step"], abs=1e-6)
+
+
+def test_a_killed_tuning_resumes_and_gives_the_same_curves(old_run, tmp_path, data_dir):
+    common = dict(rewards=["note:60=1", "voices=0.5"], voices=2, kl_weight=0.1, lr=1e-3,
+                  data_dir=str(data_dir), checkpoint_every=5, **FAST)
+    whole = tmp_path / "whole"
+    tune(old_run, whole, updates=12, **common)
+    cut = tmp_path / "cut"
+    tune(old_run, cut, updates=10, **common)
+    # Killed after update 11 was logged but before a state was saved after it:
+    lines = (cut / "tuning.jsonl").read_text().splitlines()
+    extra = {**json.loads(lines[-1]), "update": 11, "reward": -1.0}
+    (cut / "tuning.jsonl").write_text("\n".join([*lines, json.dumps(extra)]) + "\n")
+    tune(old_run, cut, updates=12, **common)
+    a, b = curves(whole), curves(cut)
+    assert [r["update"] for r in b] == list(range(1, 13))
+    for x, y in zip(a, b, strict=True):
+        assert x["reward"] == pytest.approx(y["reward"], abs=1e-9)
+        assert x["kl_per_step"] == pytest.approx(y["kl_per_step"], rel=1e-6, abs=1e-9)
+    with pytest.raises(ConfigError, match="other settings"):
+        tune(old_run, cut, updates=12, **{**common, "kl_weight": 0.5})
+
+
+def test_bad_options_and_inputs_are_clear_errors(old_run, tmp_path, capsys):
+    for args, message in ((["--kl-weight", "-1"], "--kl-weight"), (["--updates", "0"],
+                          "--updates"), (["--reward", "nonsense=1"], "unknown reward"),
+                          (["--lr", "nan"], "--lr")):
+        assert main(["tune", str(old_run), "--out", str(tmp_path / "x"), *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert main(["tune", str(tmp_path), "--out", str(tmp_path / "y")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
