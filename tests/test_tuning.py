@@ -97,3 +97,31 @@ def test_bad_options_and_inputs_are_clear_errors(old_run, tmp_path, capsys):
         assert message in err and "Traceback" not in err
     assert main(["tune", str(tmp_path), "--out", str(tmp_path / "y")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_tune_works_on_a_midi_folder_run_with_a_primer(tmp_path):
+    from test_midi import make_folder
+
+    from srnn.music.midi import write_midi
+    from srnn.train.trainer import train
+
+    folder = tmp_path / "mine"
+    make_folder(folder, 6, bad=False)
+    run = tmp_path / "run"
+    train(str(folder), run, model="vrnn", epochs=1, progress=False,
+          model_options={"d_dim": 8, "z_dim": 3, "hidden": 8, "feature_dim": 8})
+    # A primer in G major: the key reward then counts G major's scale.
+    primer = np.zeros((8, 88), dtype=np.float32)
+    for t, p in enumerate([55, 59, 62, 67, 62, 59, 55, 66]):
+        primer[t, p - 21] = 1
+    write_midi(primer, tmp_path / "p.mid", 0.25)
+    out = tmp_path / "tuned"
+    s = tune(run, out, rewards=["key=1", "melody=0.5"], updates=3, primer=str(tmp_path / "p.mid"),
+             **FAST)
+    assert json.loads((out / "tuning.json").read_text())["key"] == [7, "major"]
+    assert len(curves(out)) == 3 and np.isfinite(s["tuned"]["test_elbo_per_step"])
+    # The written samples hold the primer and then the continuation.
+    from srnn.music.midi import read_midi
+
+    assert (out / "samples" / "tuned.mid").is_file()
+    assert len(read_midi(out / "samples" / "tuned.mid", step_seconds=0.25)) >= 8
