@@ -125,3 +125,18 @@ def test_tune_works_on_a_midi_folder_run_with_a_primer(tmp_path):
 
     assert (out / "samples" / "tuned.mid").is_file()
     assert len(read_midi(out / "samples" / "tuned.mid", step_seconds=0.25)) >= 8
+
+
+def test_tradeoff_tables_several_tunings(tuned, tmp_path):
+    from srnn.tuning.tradeoff import main as tradeoff
+
+    assert tradeoff([str(tuned), "--out", str(tmp_path)]) == 0
+    rs = json.loads((tmp_path / "tradeoff.json").read_text())["tunings"]
+    s = json.loads((tuned / "before_after.json").read_text())
+    assert rs[0]["reward_gain_relative"] == pytest.approx(
+        s["tuned"]["reward"] / s["pretrained"]["reward"] - 1)
+    assert rs[0]["elbo_drop"] == pytest.approx(
+        s["pretrained"]["test_elbo_per_step"] - s["tuned"]["test_elbo_per_step"])
+    assert "| 0.05 | 200 |" in (tmp_path / "tradeoff.md").read_text()
+    assert (tmp_path / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    assert tradeoff([str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
