@@ -309,3 +309,18 @@ def test_particle_bounds_are_tested_once_and_tabulated(tmp_path, data_dir, monke
     assert row["particles"] == "3"
     md = tables("table2", [row])
     assert "K = 3" in md and f"{again['fivo_k3_per_step']:.3f}" in md
+
+
+def test_report_only_tables_the_finished_jobs(tmp_path, data_dir):
+    opts = {k: v for k, v in TINY.items() if k != "a_dim"}
+    kwargs = dict(sets=("jsb",), budget="quick", epochs=1, overrides=opts)
+    with pytest.raises(ConfigError, match="none of the 4 jobs"):
+        reproduce("table2", tmp_path, report_only=True, **kwargs)
+    jobs = make_jobs("table2", **kwargs)
+    run_jobs(jobs[:1], tmp_path, data_dir=data_dir)
+    rows = reproduce("table2", tmp_path, report_only=True, command="srnn reproduce x",
+                     **kwargs)
+    assert [r["job_id"] for r in rows] == [jobs[0].id]
+    md = (tmp_path / "tables.md").read_text()
+    assert "(1 of 4 jobs finished)" in md and "smooth + Res_q" in md
+    assert not (tmp_path / "jobs" / jobs[1].id).exists()  # nothing else was trained

@@ -400,6 +400,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-flat", action="store_true",
                     help="reexamine: leave out RNN-flat and SRNN-flat (one value per step, by "
                     "far the costliest jobs)")
+    rp.add_argument("--report-only", action="store_true",
+                    help="train nothing: write results.csv, tables.md and the plots of the jobs "
+                    "finished so far (also while the sweep runs in another process)")
     rp.add_argument("--dry-run", action="store_true",
                     help="list the jobs and whether each is done, started or to do; train "
                     "nothing")
@@ -567,7 +570,8 @@ def _cmd_reproduce(a: argparse.Namespace) -> dict:
                      workers=a.jobs, backend=a.backend, threads=threads,
                      data_dir=a.data_dir, slurm=_key_values(a.slurm),
                      overrides=_key_values(a.set), command=a.command_line,
-                     flat=flat, recipe_name=a.recipe, variants=variants, bounds=bounds)
+                     flat=flat, recipe_name=a.recipe, variants=variants, bounds=bounds,
+                     report_only=a.report_only)
     out = Path(a.out)
     print((out / "tables.md").read_text())
     return {"written": sorted(str(p) for p in out.iterdir() if p.is_file()),

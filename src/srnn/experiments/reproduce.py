@@ -339,14 +339,26 @@ def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
               slurm: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
               command: str | None = None, flat: bool = True, recipe_name: str = "paper",
               variants: tuple[str, ...] | None = None,
-              bounds: tuple[tuple[str, int], ...] = ()) -> list[dict[str, Any]]:
+              bounds: tuple[tuple[str, int], ...] = (), report_only: bool = False
+              ) -> list[dict[str, Any]]:
     """Run (or resume) ``experiment`` into ``out`` and write its results, tables and plots
     (``flat``: reexamine with its flat variants; ``bounds``: (``iwae`` or ``fivo``, particles)
-    each finished job is also tested with, see :class:`~srnn.experiments.jobs.JobRun`)."""
+    each finished job is also tested with, see :class:`~srnn.experiments.jobs.JobRun`;
+    ``report_only``: train nothing, write the tables of the jobs finished so far)."""
     out = Path(out)
     sets = tuple(sets) if sets else default_sets(experiment)
     jobs = make_jobs(experiment, protocol, sets, budget, seeds, epochs, max_minutes,
                      overrides, flat, recipe_name, variants)
+    if report_only:  # the finished jobs' tables, while the sweep may still run
+        done = [j for j in jobs if RunDirectory(j.run_dir(out)).status == "done"]
+        rows = [result_row(j, RunDirectory(j.run_dir(out)).results()) for j in done]
+        if not rows:
+            raise ConfigError(f"{out}: none of the {len(jobs)} jobs has finished yet")
+        curves = {j.id: RunDirectory(j.run_dir(out)).metrics() for j in done}
+        write_report(out, experiment, rows, curves,
+                     f"{command} ({len(done)} of {len(jobs)} jobs finished)" if command
+                     else None)
+        return rows
     with sweep_folder(out, "reproduction", {"experiment": experiment}):
         write_json(out / "plan.json", {
             "experiment": experiment, "protocol": protocol, "sets": list(sets),
