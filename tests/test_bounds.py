@@ -136,7 +136,7 @@ def test_evaluate_command_writes_each_bound(data_dir, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data-dir", str(data_dir), "--bound", "iwae",
                  "-K", "0"]) == 2
-    assert "--samples must be at least 1" in capsys.readouterr().err
+    assert "--samples 0: must be a positive integer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("objective", ["iwae", "fivo"])

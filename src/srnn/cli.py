@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
 import json
 import logging
 import os
@@ -11,9 +13,27 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from srnn.data.music import CANONICAL, FRACCARO
 from srnn.errors import ConfigError, SRNNError
+from srnn.train.config import (
+    COUNT,
+    FLAG,
+    FRACTION,
+    MODEL_OPTIONS,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    TEXT,
+    Allowed,
+    OptionError,
+    RunConfig,
+    TrainConfig,
+    read_options_file,
+    show_value,
+)
 
 DATASET_HELP = ("data set: bach (embedded default, built from the music21 corpus), the canonical "
                 f"{', '.join(CANONICAL)}, or the SRNN paper's files {', '.join(FRACCARO)}")
@@ -54,9 +74,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--feature-layers", type=int,
                    help="layers of the feature network on x and u; 0 feeds raw x and u (SRNN: 2)")
     g.add_argument("--feature-dim", type=int, help="units per feature layer (SRNN: 500)")
-    from srnn.nn.emissions import EMISSIONS
-
-    g.add_argument("--emission", choices=list(EMISSIONS),
+    g.add_argument("--emission", choices=MODEL_OPTIONS["emission"].choices,
                    help="p(x_t | ...): bernoulli, made, nade (binary data; made and nade are "
                         "autoregressive within a step) or gauss, gmm, ar-rnn, delta-random "
                         "(real values; ar-rnn and delta-random are autoregressive within a "
@@ -73,7 +91,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    "layers; delta-random: MLP layers (1)")
     g.add_argument("--ar-chunk", type=int,
                    help="ar-rnn: values per chunk (0: x_dim / 10 rounded up, 20 for speech)")
-    g.add_argument("--activation", choices=["clipped_leaky_relu", "relu", "tanh", "identity"],
+    g.add_argument("--activation", choices=MODEL_OPTIONS["activation"].choices,
                    help="hidden-layer activation (SRNN: clipped_leaky_relu; DMM: relu)")
     g.add_argument("--filtering", action="store_true",
                    help="SRNN: filtering posterior q(z_t|z_{t-1},d_t,x_t) instead of smoothing")
@@ -90,17 +108,19 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prev-input", action="store_true",
                    help="DMM: DMM-Aug of Krishnan et al., x_{t-1} feeds the transition "
                         "p(z_t | z_{t-1}, x_{t-1}) and the emission p(x_t | z_t, x_{t-1})")
-    g.add_argument("--init", choices=["paper", "torch"],
+    g.add_argument("--init", choices=MODEL_OPTIONS["init"].choices,
                    help="weight initialisation: paper (Glorot-normal, orthogonal GRUs) or torch "
                         "(PyTorch defaults) (default: paper; DMM: torch)")
 
 
 def model_options_from_args(a: argparse.Namespace) -> dict:
-    """The model options set on the command line (flags only when given)."""
+    """The model options set on the command line (flags only when given), over those of a
+    ``--config`` file that have no flag (``smoothing``, ``min_std``, ...)."""
     names = ("z_dim", "d_dim", "a_dim", "h_dim", "hidden", "feature_layers", "feature_dim",
              "emission", "mixtures", "ar_order", "ar_hidden", "ar_layers", "ar_chunk",
              "activation", "dropout", "aux_weight", "emission_hidden", "init")
-    out = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
+    out = {**getattr(a, "file_model_options", {}),
+           **{k: getattr(a, k) for k in names if getattr(a, k) is not None}}
     if a.filtering:
         out["smoothing"] = False
     if a.no_res_q:
@@ -113,9 +133,7 @@ def model_options_from_args(a: argparse.Namespace) -> dict:
 
 
 def _add_optimisation(p: argparse.ArgumentParser) -> None:
-    from srnn.train.trainer import TrainConfig
-
-    t = TrainConfig()
+    t, rules = TrainConfig(), TrainConfig.rules()
     o = p.add_argument_group("optimisation (defaults: the paper's code)")
     o.add_argument("--epochs", type=int, default=None,
                    help=f"maximum epochs ({t.epochs}; with --resume, extends the saved run)")
@@ -141,7 +159,7 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
                    help=f"divide the LR by this per epoch ... ({t.lr_decay})")
     o.add_argument("--lr-decay-start", type=int, default=t.lr_decay_start,
                    help=f"... after this epoch ({t.lr_decay_start})")
-    o.add_argument("--lr-schedule", default=t.lr_schedule, choices=["exponential", "cosine"],
+    o.add_argument("--lr-schedule", default=t.lr_schedule, choices=rules["lr_schedule"].choices,
                    help="exponential: --lr-decay per epoch after --lr-decay-start; cosine: a half "
                         "cosine per update from --lr down to --lr-min over all the run's updates "
                         f"(--epochs x updates per epoch; Dai et al. 2019) ({t.lr_schedule})")
@@ -167,7 +185,7 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
                    help="piano rolls: move each training window by a random shift of at most "
                         "this many semitones, one that keeps its notes on the keyboard "
                         f"(pitch-shift augmentation; {t.transpose} = off)")
-    o.add_argument("--objective", default=t.objective, choices=["elbo", "iwae", "fivo"],
+    o.add_argument("--objective", default=t.objective, choices=rules["objective"].choices,
                    help=f"training objective ({t.objective}); iwae and fivo use --samples K "
                         "particles and no KL annealing")
     o.add_argument("--samples", type=int, default=t.samples,
@@ -176,10 +194,21 @@ def _add_optimisation(p: argparse.ArgumentParser) -> None:
                    help="use only the first N sequences of each split (quick checks)")
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, raising a value it cannot read (``--batch-size x``, a name not among
+    an option's choices) as :class:`argparse.ArgumentError`, so that it is one line
+    ``srnn: error: ...`` like every other bad value; its subparsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, exit_on_error=False, **kwargs)
+
+
+def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; ``train_defaults`` (by dest) replace the defaults of
+    ``srnn train``'s options (the options of a ``--config`` file)."""
     from srnn.models import MODELS
 
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="srnn", description="Stochastic recurrent neural networks: train, evaluate, sample.")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -190,13 +219,21 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset", default="bach", help=DATASET_HELP + " (default: bach)")
     tr.add_argument("--model", default="srnn", choices=list(MODELS),
                     help="model (default: srnn); see docs/models.md")
-    tr.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    tr.add_argument("--out", default=None, metavar="RUN_DIR",
+                    help="run directory to write (required, unless --resume RUN_DIR or the "
+                         "--config file names it)")
+    tr.add_argument("--config", default=None, metavar="FILE",
+                    help="read options from a TOML (.toml) or JSON file, e.g. a run's "
+                         "config.json to re-run it: keys are option names (batch_size or "
+                         "batch-size, model options included), top-level or in [train] and "
+                         "[model_options] tables; flags given here override the file")
     _add_data_dir(tr)
     _add_flat(tr)
     _add_model_options(tr)
     _add_optimisation(tr)
-    tr.add_argument("--resume", action="store_true",
-                    help="continue RUN_DIR from its last checkpoint (its saved settings win)")
+    tr.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
+                    help="continue the run in RUN_DIR (or in --out RUN_DIR) from its last "
+                         "checkpoint (its saved settings win)")
     tr.add_argument("--overwrite", action="store_true",
                     help="replace the run RUN_DIR holds (without this or --resume, a folder that "
                          "holds a run is refused)")
@@ -205,6 +242,8 @@ def _parser() -> argparse.ArgumentParser:
                     "a run and its resumption give bit-identical results")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_threads(tr)
+    tr.set_defaults(**{"file_model_options": {}, "file_train_options": {},
+                       **(train_defaults or {})})
 
     ev = sub.add_parser("evaluate", help="a run's ELBO, IWAE or FIVO bound on a split",
                         description="Evaluate the best checkpoint of RUN_DIR on a split, print "
@@ -451,15 +490,40 @@ def _cmd_train(a: argparse.Namespace) -> dict:
     if a.deterministic:
         torch.use_deterministic_algorithms(True)
     try:
-        if a.resume and a.overwrite:
-            raise ConfigError("--resume continues the run in --out and --overwrite replaces "
-                              "it: give one of them")
         return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
                      overwrite=a.overwrite, progress=False if a.no_progress else None,
                      model_options=model_options_from_args(a), flat=a.flat,
-                     **_train_options(a))
+                     **_train_options(a), **a.file_train_options)
     finally:
         distributed.teardown()
+
+
+def run_config(a: argparse.Namespace) -> RunConfig:
+    """The run that the options of ``srnn train`` describe."""
+    return RunConfig(dataset=a.dataset, model=a.model, model_options=model_options_from_args(a),
+                     train=TrainConfig(**_train_options(a), **a.file_train_options),
+                     data_dir=a.data_dir, flat=a.flat)
+
+
+def _settle_run_dir(a: argparse.Namespace) -> None:
+    """train's run directory, ``--out RUN_DIR`` or ``--resume RUN_DIR`` (the same as
+    ``--resume --out RUN_DIR``), into ``a.out``; ``a.resume`` becomes a flag."""
+    if isinstance(a.resume, str):
+        if a.out is not None and Path(a.out) != Path(a.resume):
+            raise ConfigError(f"--resume {a.resume} and --out {a.out} name two run directories: "
+                              "give one")
+        a.out, a.resume = a.resume, True
+    elif a.resume is None:
+        a.resume = False
+    elif not isinstance(a.resume, bool):
+        raise OptionError("resume", a.resume, "true, false or a run directory")
+    if a.out is None:
+        raise ConfigError("srnn train needs a run directory: --out RUN_DIR (or --resume RUN_DIR "
+                          "to continue one)")
+    TEXT.check("out", a.out)
+    if a.resume and a.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: "
+                          "give one of them")
 
 
 def parse_settings(items: list[str]) -> dict[str, dict]:
@@ -538,8 +602,6 @@ def _bounds(text: str, samples: int) -> tuple[tuple[str, int], ...]:
     if bad:
         raise ConfigError(f"--bounds {text}: unknown bound(s) {', '.join(bad)}; choose from "
                           "iwae, fivo")
-    if names and samples < 1:
-        raise ConfigError(f"--samples must be at least 1, not {samples}")
     return tuple((b, samples) for b in dict.fromkeys(names))
 
 
@@ -583,8 +645,6 @@ def _cmd_evaluate(a: argparse.Namespace) -> dict:
     from srnn.train.run_dir import RunDirectory
     from srnn.train.trainer import load_trained
 
-    if a.samples < 1:
-        raise ConfigError(f"--samples must be at least 1, not {a.samples}")
     model, cfg, data = load_trained(a.run_dir, data_dir=a.data_dir)
     split = data.split(a.split)
     if a.bound == "elbo":
@@ -666,13 +726,131 @@ def _cmd_data(a: argparse.Namespace) -> dict | None:
     return {"written": str(path)}
 
 
+# What the numeric options that the commands own allow, by command and dest; the options of
+# srnn train (and compare's optimisation options) are the fields of RunConfig and TrainConfig
+# and the model options of srnn.train.config, checked by their validate().
+_TRAIN = TrainConfig.rules()
+COMMAND_OPTIONS: dict[str, dict[str, Allowed]] = {
+    "train": {"threads": POSITIVE_INT},
+    "evaluate": {"samples": POSITIVE_INT, "ess_threshold": FRACTION, "seed": SEED,
+                 "threads": POSITIVE_INT},
+    "tune": {"kl_weight": NON_NEGATIVE, "updates": POSITIVE_INT, "batch": POSITIVE_INT,
+             "length": POSITIVE_INT, "voices": POSITIVE_INT, "lr": POSITIVE, "clip": POSITIVE,
+             "seed": SEED, "eval_num": POSITIVE_INT, "iwae_samples": COUNT, "write": COUNT,
+             "checkpoint_every": POSITIVE_INT, "threads": POSITIVE_INT},
+    "sample": {"length": POSITIVE_INT, "num": POSITIVE_INT, "seed": SEED,
+               "step_seconds": POSITIVE},
+    "reconstruct": {"draws": POSITIVE_INT, "seed": SEED},
+    "plot": {"piece": COUNT, "num": POSITIVE_INT, "length": POSITIVE_INT, "seed": SEED},
+    "compare": {"jobs": POSITIVE_INT, "threads": POSITIVE_INT, "params": POSITIVE_INT},
+    "reproduce": {"samples": _TRAIN["samples"], "epochs": _TRAIN["epochs"],
+                  "max_minutes": _TRAIN["max_minutes"], "jobs": POSITIVE_INT,
+                  "threads": POSITIVE_INT},
+    "data export": {"piece": COUNT, "steps": POSITIVE_INT},
+}
+
+
+def check_options(a: argparse.Namespace) -> None:
+    """Check the value of every option of the command ``a`` holds before any work; the first
+    bad one is an :class:`~srnn.train.config.OptionError`, ``--OPTION VALUE: must be ...``."""
+    command = f"data {a.data_command}" if a.command == "data" else a.command
+    for dest, allowed in COMMAND_OPTIONS.get(command, {}).items():
+        allowed.check(dest, getattr(a, dest))
+    if a.command == "train":
+        _settle_run_dir(a)
+        run_config(a).validate()
+    elif a.command == "compare":
+        TrainConfig(**_train_options(a)).validate()
+        for model, options in parse_settings(a.set).items():
+            _check_settings(options, f"{model}.")
+    elif a.command == "reproduce":
+        _check_settings(_key_values(a.set))
+
+
+def _check_settings(options: dict[str, Any], prefix: str = "") -> None:
+    """Check the values of ``--set`` model options (``prefix``: ``MODEL.`` for compare's);
+    whether the models have them is checked where the jobs are planned."""
+    for name, value in options.items():
+        allowed = MODEL_OPTIONS.get(name)
+        if allowed is not None and not allowed.test(value):
+            raise ConfigError(f"--set {prefix}{name}={show_value(value)}: must be "
+                              f"{allowed.text}")
+
+
+# Dests of srnn train that an option file cannot set.
+_NOT_IN_FILES = ("command", "verbose", "config", "file_model_options", "file_train_options")
+
+
+def _file_defaults(path: str, parsed: dict[str, Any]) -> dict[str, Any]:
+    """The options of the ``--config`` file ``path`` as defaults of train's parser (by dest,
+    ``parsed`` holding every dest). Keys are option names (``batch_size`` or ``batch-size``)
+    or, as in a run's ``config.json``, fields of a model's config or of TrainConfig that have
+    no flag (``smoothing``, ``min_std``, ``eval_batch_size``: in ``file_model_options`` and
+    ``file_train_options``; ``x_dim`` is skipped: the data give it). An unknown key is an error
+    naming the file, the key and the closest option names."""
+    from srnn.models import MODELS
+
+    dests = set(parsed) - set(_NOT_IN_FILES)
+    model_fields = {f.name for spec in MODELS.values() for f in dataclasses.fields(spec.config)}
+    train_fields = set(TrainConfig.rules())
+    out: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    for key, value in read_options_file(path).items():
+        name = key.replace("-", "_")
+        if name in dests:
+            if isinstance(parsed[name], bool):  # a switch: true or false
+                try:
+                    FLAG.check(name, value)
+                except OptionError as e:
+                    raise ConfigError(f"{e} (in {path})") from None
+            out[name] = value
+        elif name in train_fields:
+            train[name] = value
+        elif name in model_fields:
+            if name != "x_dim":
+                model[name] = value
+        else:
+            close = difflib.get_close_matches(name, sorted(dests | train_fields | model_fields),
+                                              n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigError(f"{path}: unknown option {key!r}{hint}")
+    return {**out, "file_model_options": model, "file_train_options": train}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The options of a command line, every value checked (:func:`check_options`). With
+    ``train --config FILE`` the file's options come first and the flags given override them;
+    a bad value that came from the file says so."""
+    a = _parser().parse_args(argv)
+    path = getattr(a, "config", None)
+    if path is None:
+        check_options(a)
+        return a
+    defaults = _file_defaults(path, vars(a))
+    a = _parser(train_defaults=defaults).parse_args(argv)
+    try:
+        check_options(a)
+    except OptionError as e:
+        from_file = {**defaults, **defaults["file_model_options"],
+                     **defaults["file_train_options"]}
+        if e.option in from_file and show_value(from_file[e.option]) == show_value(e.value):
+            raise ConfigError(f"{e} (in {path})") from None
+        raise
+    return a
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    a = _parser().parse_args(argv)
+    try:
+        a = parse_args(argv)
+    except (argparse.ArgumentError, SRNNError) as e:
+        print(f"srnn: error: {e}", file=sys.stderr)
+        return 2
     a.command_line = "srnn " + shlex.join(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
