@@ -266,3 +266,31 @@ def test_plot_kl_over_roll(tmp_path):
         plot_kl_over_roll(x, kl[:-1], tmp_path / "bad.png")
     with pytest.raises(ValueError, match="NaN"):
         plot_kl_over_roll(x, np.full(20, np.nan), tmp_path / "bad.png")
+
+
+def test_real_fluidsynth_renders_a_sample(tmp_path):
+    """The real program (Debian's fluidsynth and fluid-soundfont-gm, which .ci/run installs and
+    then requires through SRNN_REQUIRE_FLUIDSYNTH=1) renders a short roll: the WAV has the
+    asked rate, the roll's length (plus at most the release tail) and sound in it."""
+    import os
+
+    if not (audio.find_fluidsynth() and audio.find_soundfont()):
+        if os.environ.get("SRNN_REQUIRE_FLUIDSYNTH") == "1":
+            pytest.fail("fluidsynth or a General MIDI sound font is missing")
+        pytest.skip("fluidsynth and a General MIDI sound font are not installed")
+    roll = np.zeros((8, 88), dtype=np.float32)
+    roll[:, [60 - 21, 64 - 21, 67 - 21]] = 1  # a C major chord, 8 steps of 0.25 s
+    mid = tmp_path / "chord.mid"
+    write_midi(roll, mid, 0.25)
+    out = tmp_path / "chord.wav"
+    assert audio.render_wav(mid, out, sample_rate=22050) == "fluidsynth"
+    with wave.open(str(out)) as w:
+        rate, frames, width, channels = (w.getframerate(), w.getnframes(), w.getsampwidth(),
+                                         w.getnchannels())
+        data = np.frombuffer(w.readframes(frames), dtype=np.int16 if width == 2 else np.int32)
+    assert rate == 22050
+    seconds = frames / rate
+    assert 2.0 <= seconds <= 2.0 + 3.0, seconds  # the chord, then at most the release tail
+    x = data.reshape(-1, channels).astype(np.float64) / np.iinfo(data.dtype).max
+    sounding = x[: int(1.5 * rate)]
+    assert np.sqrt(np.mean(sounding ** 2)) > 1e-3  # not silent while the chord sounds
