@@ -39,20 +39,20 @@ def rows(dirs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
             "iwae_before": b.get("test_iwae_per_step"), "iwae_after": a.get("test_iwae_per_step"),
             "polyphony_tv_before": b["distances_to_test"]["polyphony_tv"],
             "polyphony_tv_after": a["distances_to_test"]["polyphony_tv"]})
-    return sorted(out, key=lambda r: -r["kl_weight"])
+    return sorted(out, key=lambda r: (-r["kl_weight"], r["lr"]))
 
 
 def markdown(rs: list[dict[str, Any]]) -> str:
     def f(x: float | None, d: int = 3) -> str:
         return "—" if x is None else f"{x:.{d}f}"
 
-    lines = ["| c | updates | reward before → after | relative gain | exactly-k-voice steps | "
-             "KL per step | test ELBO before → after (drop) | test IWAE before → after | "
-             "polyphony TV to test |",
-             "|---:|---:|---|---:|---|---:|---|---|---|"]
+    lines = ["| c | updates | lr | reward before → after | relative gain | "
+             "exactly-k-voice steps | KL per step | test ELBO before → after (drop) | "
+             "test IWAE before → after | polyphony TV to test |",
+             "|---:|---:|---:|---|---:|---|---:|---|---|---|"]
     for r in rs:
         lines.append(
-            f"| {r['kl_weight']:g} | {r['updates']} | {f(r['reward_before'])} → "
+            f"| {r['kl_weight']:g} | {r['updates']} | {r['lr']:g} | {f(r['reward_before'])} → "
             f"{f(r['reward_after'])} | {100 * r['reward_gain_relative']:+.1f} % | "
             f"{100 * r['voices_before']:.1f} % → {100 * r['voices_after']:.1f} % | "
             f"{f(r['kl_per_step'])} | {f(r['elbo_before'])} → {f(r['elbo_after'])} "
@@ -65,8 +65,8 @@ def markdown(rs: list[dict[str, Any]]) -> str:
         lines.append("| pretrained | " + " | ".join(f(rs[0]["rewards_before"][n])
                                                      for n in names) + " |")
     for r in rs:
-        lines.append(f"| {r['kl_weight']:g} | " + " | ".join(f(r["rewards_after"][n])
-                                                          for n in names) + " |")
+        lines.append(f"| {r['kl_weight']:g} (lr {r['lr']:g}) | "
+                     + " | ".join(f(r["rewards_after"][n]) for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 
