@@ -22,7 +22,6 @@ from srnn.train.config import (
     FLAG,
     FRACTION,
     MODEL_OPTIONS,
-    NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INT,
     SEED,
@@ -34,6 +33,7 @@ from srnn.train.config import (
     read_options_file,
     show_value,
 )
+from srnn.tuning.tune import TUNE_OPTIONS
 
 DATASET_HELP = ("data set: bach (embedded default, built from the music21 corpus), the canonical "
                 f"{', '.join(CANONICAL)}, or the SRNN paper's files {', '.join(FRACCARO)}")
@@ -299,7 +299,7 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     tu.add_argument("--iwae-samples", type=int, default=100,
                     help="particles of the test IWAE before and after (100; 0: ELBO only)")
     tu.add_argument("--write", type=int, default=4,
-                    help="samples of each model written as MIDI (4)")
+                    help="of the before/after samples, how many of each model to write as MIDI (4)")
     tu.add_argument("--wav", action="store_true", help="also render the samples as WAV")
     tu.add_argument("--checkpoint-every", type=int, default=50,
                     help="updates between resumable states (50)")
@@ -734,10 +734,7 @@ COMMAND_OPTIONS: dict[str, dict[str, Allowed]] = {
     "train": {"threads": POSITIVE_INT},
     "evaluate": {"samples": POSITIVE_INT, "ess_threshold": FRACTION, "seed": SEED,
                  "threads": POSITIVE_INT},
-    "tune": {"kl_weight": NON_NEGATIVE, "updates": POSITIVE_INT, "batch": POSITIVE_INT,
-             "length": POSITIVE_INT, "voices": POSITIVE_INT, "lr": POSITIVE, "clip": POSITIVE,
-             "seed": SEED, "eval_num": POSITIVE_INT, "iwae_samples": COUNT, "write": COUNT,
-             "checkpoint_every": POSITIVE_INT, "threads": POSITIVE_INT},
+    "tune": {**TUNE_OPTIONS, "threads": POSITIVE_INT},
     "sample": {"length": POSITIVE_INT, "num": POSITIVE_INT, "seed": SEED,
                "step_seconds": POSITIVE},
     "reconstruct": {"draws": POSITIVE_INT, "seed": SEED},

@@ -61,6 +61,19 @@ def generate_steps(model: SequenceModel, num: int, steps: int,
 
 
 @torch.no_grad()
+def primer_state(model: SequenceModel, primer: np.ndarray, num: int,
+                 generator: torch.Generator | None = None) -> tuple[object, torch.Tensor]:
+    """(carry, x_last) of ``model`` after the primer (P, D) for ``num`` sequences: the
+    posterior q run over it (one draw of z_1:P per sequence) and its last step, from which
+    :meth:`~srnn.models.SequenceModel.generate` continues."""
+    from srnn.bounds.elbo import elbo_terms
+
+    batch = one_batch([primer] * num)
+    terms = elbo_terms(model, batch, generator=generator)
+    return terms.carry, batch.x[:, -1]
+
+
+@torch.no_grad()
 def continuation(model: SequenceModel, primer: np.ndarray, num: int, steps: int,
                  generator: torch.Generator | None = None,
                  steps_per_step: int = 1) -> np.ndarray:
@@ -70,14 +83,10 @@ def continuation(model: SequenceModel, primer: np.ndarray, num: int, steps: int,
     generative model continues from the state the primer ends in (in the flat view, from its
     last scalar, for steps·D scalars).
     """
-    from srnn.bounds.elbo import elbo_terms
-
     model.eval()
     primer = model_steps(primer, steps_per_step)
-    batch = one_batch([primer] * num)
-    terms = elbo_terms(model, batch, generator=generator)
-    cont = model.generate(num, steps * steps_per_step, carry=terms.carry,
-                          x_last=batch.x[:, -1])
+    carry, x_last = primer_state(model, primer, num, generator)
+    cont = model.generate(num, steps * steps_per_step, carry=carry, x_last=x_last)
     return fold_steps(np.concatenate([np.repeat(primer[None], num, 0), cont.cpu().numpy()],
                                      axis=1), steps_per_step)
 

@@ -201,8 +201,9 @@ def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = 
         run = RunDirectory(job.run_dir(out))
         write_json(run.file(JOB), {"id": job.id, "label": job.label, **job.settings(),
                                    "meta": job.meta})
-        if run.status == "done" and not missing_bounds(run.results(), bounds):
-            results[job.id] = run.results()
+        done = run.results() if run.status == "done" else None
+        if done is not None and not missing_bounds(done, bounds):
+            results[job.id] = done
         else:
             todo.append(job)
     log.info("%d jobs: %d finished, %d to run (%s backend, %d at once)", len(jobs),

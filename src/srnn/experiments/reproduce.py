@@ -350,11 +350,12 @@ def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
     jobs = make_jobs(experiment, protocol, sets, budget, seeds, epochs, max_minutes,
                      overrides, flat, recipe_name, variants)
     if report_only:  # the finished jobs' tables, while the sweep may still run
-        done = [j for j in jobs if RunDirectory(j.run_dir(out)).status == "done"]
-        rows = [result_row(j, RunDirectory(j.run_dir(out)).results()) for j in done]
+        runs = {j.id: RunDirectory(j.run_dir(out)) for j in jobs}
+        done = [j for j in jobs if runs[j.id].status == "done"]
+        rows = [result_row(j, runs[j.id].results()) for j in done]
         if not rows:
             raise ConfigError(f"{out}: none of the {len(jobs)} jobs has finished yet")
-        curves = {j.id: RunDirectory(j.run_dir(out)).metrics() for j in done}
+        curves = {j.id: runs[j.id].metrics() for j in done}
         write_report(out, experiment, rows, curves,
                      f"{command} ({len(done)} of {len(jobs)} jobs finished)" if command
                      else None)

@@ -71,6 +71,7 @@ def sample_paths(policy: SequenceModel, prior: SequenceModel, num: int, steps: i
     with torch.no_grad():
         s_0 = prior.init_generative_state(num, prior_carry)
     xs, zs, lx, lz, l0, kls = [], [], [], [], [], []
+    closed_form: bool | None = None
     for t in range(steps):
         def draw(loc: Tensor, scale: Tensor, t: int = t) -> Tensor:
             return loc + scale * (torch.randn_like(loc) if eps is None else eps[:, t])
@@ -88,13 +89,13 @@ def sample_paths(policy: SequenceModel, prior: SequenceModel, num: int, steps: i
             lz.append(torch.zeros_like(lx[-1]))
         with torch.no_grad():
             g0 = prior.generative_step(s_0, x_prev, same_z)  # p_0 on the policy's z_t
-            lp0 = g0.emission.log_prob(x_t)
-            if g0.z is not None:
-                lp0 = lp0 + Normal(g0.p_loc, g0.p_scale).log_prob(g0.z).sum(-1)
-            l0.append(lp0)
+            lp0_x = g0.emission.log_prob(x_t)
+            l0.append(lp0_x if g0.z is None else
+                      lp0_x + Normal(g0.p_loc, g0.p_scale).log_prob(g0.z).sum(-1))
             s_0 = g0.state
-        kls.append(_step_kl(g, g0, x_t, lx[-1], lp0 if g.z is None else
-                            g0.emission.log_prob(x_t)))
+        if closed_form is None:  # whether the emissions' KL has a closed form: once per call
+            closed_form = _has_closed_form(g.emission, g0.emission)
+        kls.append(_step_kl(g, g0, closed_form, lx[-1], lp0_x))
         s_pi = g.state
         xs.append(x_t)
         x_prev = x_t
@@ -103,15 +104,22 @@ def sample_paths(policy: SequenceModel, prior: SequenceModel, num: int, steps: i
                       log_p0=torch.stack(l0, 1), kl=torch.stack(kls, 1))
 
 
-def _step_kl(g: Any, g0: Any, x_t: Tensor, log_pi_x: Tensor, log_p0_x: Tensor) -> Tensor:
+def _has_closed_form(p: Any, q: Any) -> bool:
+    """Whether torch.distributions has KL(p ‖ q) for these two emission distributions."""
+    try:
+        kl_divergence(p, q)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def _step_kl(g: Any, g0: Any, closed_form: bool, log_pi_x: Tensor, log_p0_x: Tensor
+             ) -> Tensor:
     """The KL term of step t given the history (N,): KL(π(z_t | ·) ‖ p_0(z_t | ·)) in closed
     form, plus KL(π(x_t | ·) ‖ p_0(x_t | ·)) in closed form where torch.distributions has it
     (the factorised emissions), else the log-ratio of the drawn x_t (autoregressive ones).
     Either has the expectation of the sampled log-ratio of the step, with less variance."""
-    try:
-        kl = kl_divergence(g.emission, g0.emission)
-    except NotImplementedError:
-        kl = log_pi_x - log_p0_x
+    kl = kl_divergence(g.emission, g0.emission) if closed_form else log_pi_x - log_p0_x
     if g.z is not None:
         kl = kl + kl_divergence(Normal(g.p_loc, g.p_scale), Normal(g0.p_loc, g0.p_scale)).sum(-1)
     return kl

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from srnn.errors import ConfigError
 from srnn.io import atomic_write, write_json
 from srnn.models import SequenceModel
 from srnn.train.checkpoint import BEST, load_checkpoint, save_checkpoint
+from srnn.train.config import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Allowed
 from srnn.train.run_dir import RunDirectory
 from srnn.tuning.policy import PathSample, sample_paths, surrogate
 from srnn.tuning.rewards import (
@@ -55,33 +55,23 @@ CURVES = "tuning.jsonl"
 STATE = "tune.pt"
 
 
-def _check(name: str, value: float, low: float, strict: bool = False) -> None:
-    ok = math.isfinite(value) and (value > low if strict else value >= low)
-    if not ok:
-        raise ConfigError(f"--{name.replace('_', '-')} must be {'>' if strict else '>='} {low}, "
-                          f"not {value}")
-
-
-def _start(model: SequenceModel, primer: np.ndarray | None, num: int
-           ) -> tuple[Any, Any] | None:
-    """(carry, x_last) of ``model`` after ``primer`` (the posterior run over it), for ``num``
-    paths; None without a primer."""
-    if primer is None:
-        return None
-    from srnn.bounds.elbo import elbo_terms
-    from srnn.sampling import one_batch
-
-    batch = one_batch([primer] * num)
-    with torch.no_grad():
-        terms = elbo_terms(model, batch)
-    return terms.carry, batch.x[:, -1]
+# The values each option of tune() allows (the command line checks its flags with these too).
+TUNE_OPTIONS: dict[str, Allowed] = {
+    "kl_weight": NON_NEGATIVE, "updates": POSITIVE_INT, "batch": POSITIVE_INT,
+    "length": POSITIVE_INT, "voices": POSITIVE_INT, "lr": POSITIVE, "clip": POSITIVE,
+    "seed": SEED, "eval_num": POSITIVE_INT, "iwae_samples": COUNT, "write": COUNT,
+    "checkpoint_every": POSITIVE_INT}
 
 
 def draw(policy: SequenceModel, prior: SequenceModel, num: int, steps: int,
          primer: np.ndarray | None, grad: bool = True) -> PathSample:
     """Paths of the policy after the primer, scored by both models."""
-    sp, s0 = _start(policy, primer, num), _start(prior, primer, num)
-    start = None if sp is None or s0 is None else (sp[0], s0[0], sp[1])
+    start = None
+    if primer is not None:  # each model's state after its own posterior draw over the primer
+        from srnn.sampling import primer_state
+
+        (carry, x_last), (carry0, _) = (primer_state(m, primer, num) for m in (policy, prior))
+        start = (carry, carry0, x_last)
     with torch.set_grad_enabled(grad):
         return sample_paths(policy, prior, num, steps, start)
 
@@ -101,17 +91,12 @@ def tune(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     the before/after summary."""
     from srnn.sampling import read_primer
 
-    for name, value, low, strict in (("kl_weight", kl_weight, 0, False), ("lr", lr, 0, True),
-                                     ("clip", clip, 0, True)):
-        _check(name, value, low, strict)
-    for name, value in (("updates", updates), ("batch", batch), ("length", length),
-                        ("voices", voices), ("eval_num", eval_num),
-                        ("checkpoint_every", checkpoint_every)):
-        if int(value) != value or value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, not "
-                              f"{value}")
-    if iwae_samples < 0 or write_num < 0:
-        raise ConfigError("--iwae-samples and --write must be at least 0")
+    given = {"kl_weight": kl_weight, "updates": updates, "batch": batch, "length": length,
+             "voices": voices, "lr": lr, "clip": clip, "seed": seed, "eval_num": eval_num,
+             "iwae_samples": iwae_samples, "write": write_num,
+             "checkpoint_every": checkpoint_every}
+    for name, allowed in TUNE_OPTIONS.items():
+        allowed.check(name, given[name])
     src = RunDirectory(run_dir)
     if not src.holds_config():
         raise ConfigError(f"{run_dir}: not a run directory (no config.json)")
@@ -199,9 +184,9 @@ def tune(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     bar.close()
     dst.save_checkpoint(BEST, {"model": policy.state_dict(), "tuned_from": str(run_dir),
                                "update": updates})
-    summary = before_after(prior, policy, cfg, card, terms, ctx, roll, seed, eval_num, length,
-                           iwae_samples, data_dir, dst)
-    write_samples(prior, policy, roll, seed, write_num, length, card, dst, wav)
+    summary, drawn = before_after(prior, policy, cfg, card, terms, ctx, roll, seed, eval_num,
+                                  length, iwae_samples, data_dir, dst)
+    write_samples(drawn, roll, write_num, card, dst, wav)
     plot_curves(dst)
     return summary
 
@@ -235,10 +220,11 @@ def _samples(model: SequenceModel, prior: SequenceModel, roll: np.ndarray | None
 def before_after(prior: SequenceModel, policy: SequenceModel, cfg: Any, card: Any,
                  terms: list[RewardTerm], ctx: RewardContext, roll: np.ndarray | None,
                  seed: int, num: int, length: int, iwae_samples: int, data_dir: str | None,
-                 dst: RunDirectory) -> dict[str, Any]:
+                 dst: RunDirectory) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The pretrained and the tuned model side by side: rewards of ``num`` samples each, the
     KL estimate, test ELBO and IWAE, and sample statistics against the test set; written as
-    ``before_after.json`` / ``.md`` and the tuned run's ``results.json``."""
+    ``before_after.json`` / ``.md`` and the tuned run's ``results.json``. Returns them and the
+    samples of each model, (num, length, 88) by label."""
     from srnn.evaluate import evaluate_elbo, evaluate_particle_bound
     from srnn.music.stats import compare_statistics
     from srnn.train.trainer import prepare_data
@@ -249,8 +235,10 @@ def before_after(prior: SequenceModel, policy: SequenceModel, cfg: Any, card: An
     test = data.split("test")
     out: dict[str, Any] = {"settings": json.loads(dst.file(SETTINGS).read_text()),
                            "samples": num, "length": length}
+    drawn: dict[str, np.ndarray] = {}
     for label, model in (("pretrained", prior), ("tuned", policy)):
         rolls, kl = _samples(model, prior, roll, seed + 1, num, length)
+        drawn[label] = rolls
         scores = _means(score_rolls(rolls, terms, ctx))
         elbo = evaluate_elbo(model, test, cfg.train.eval_batch_size, seed=0)
         res = {"rewards": {k: v for k, v in scores.items() if k != "total"},
@@ -278,7 +266,7 @@ def before_after(prior: SequenceModel, policy: SequenceModel, cfg: Any, card: An
     write_json(dst.file("before_after.json"), out)
     md = before_after_markdown(out).encode()
     atomic_write(dst.file("before_after.md"), lambda f: f.write(md))
-    return out
+    return out, drawn
 
 
 def before_after_markdown(s: dict[str, Any]) -> str:
@@ -309,19 +297,19 @@ def before_after_markdown(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_samples(prior: SequenceModel, policy: SequenceModel, roll: np.ndarray | None,
-                  seed: int, num: int, length: int, card: Any, dst: RunDirectory,
-                  wav: bool) -> list[Path]:
-    """``num`` samples of each model as MIDI (and WAV) under ``samples/``."""
+def write_samples(drawn: dict[str, np.ndarray], roll: np.ndarray | None, num: int, card: Any,
+                  dst: RunDirectory, wav: bool) -> list[Path]:
+    """The first ``num`` samples of each model (of the before/after table, ``drawn``) as MIDI
+    (and WAV) under ``samples/``, after the primer if there is one."""
     from srnn.sampling import write_rolls
 
-    if num == 0:
-        return []
-    written = []
-    for label, model in (("pretrained", prior), ("tuned", policy)):
-        rolls, _ = _samples(model, prior, roll, seed + 2, num, length)
+    written: list[Path] = []
+    for label, rolls in drawn.items():
+        rolls = rolls[:num]
+        if len(rolls) == 0:
+            continue
         if roll is not None:
-            rolls = np.concatenate([np.repeat(roll[None], num, 0), rolls], axis=1)
+            rolls = np.concatenate([np.repeat(roll[None], len(rolls), 0), rolls], axis=1)
         path = dst.path / "samples" / f"{label}.mid"
         path.parent.mkdir(parents=True, exist_ok=True)
         written += write_rolls(rolls.astype(np.float32), path, card.grid.write_seconds, wav)
