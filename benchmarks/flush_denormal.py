@@ -35,8 +35,9 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=5, help="updates per timed repeat")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--checkpoint", default=None,
-                    help="start from a trained run's checkpoint (RUN_DIR/last.pt): model and "
-                         "Adam state, where denormals actually occur")
+                    help="start from a trained run's checkpoint (RUN_DIR/last.pt, kept by "
+                         "srnn train --keep-checkpoints): model and Adam state, where "
+                         "denormals actually occur")
     ap.add_argument("--out", default="benchmarks/flush_denormal.json")
     a = ap.parse_args()
     if a.threads:

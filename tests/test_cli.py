@@ -43,7 +43,8 @@ def test_train_writes_the_run_files(trained_run) -> None:
     assert all(METRIC_FIELDS <= set(ln) for ln in lines)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_options"]["z_dim"] == 4 and cfg["train"]["epochs"] == 2
-    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+    # Finished: best.pt keeps the weights and settings, the resumable state is gone.
+    assert (out / "best.pt").is_file() and not (out / "last.pt").exists()
 
 
 def test_evaluate_recomputes_results(trained_run, capsys) -> None:

@@ -21,7 +21,7 @@ TINY_ARGS = ["--d-dim", "8", "--a-dim", "8", "--z-dim", "3", "--hidden", "8",
 def _train_args(out: Path) -> list[str]:
     # bach windows: 2 epochs of 3 batches, the last one smaller and odd-sized
     return ["train", "--out", str(out), "--epochs", "2", "--subset", "40", "--kl-epochs", "1",
-            "--threads", "1", "--no-progress", *TINY_ARGS]
+            "--threads", "1", "--no-progress", "--keep-checkpoints", *TINY_ARGS]
 
 
 @pytest.mark.slow

@@ -26,8 +26,10 @@ REQUIRED = {
     ("sample",): ["{tmp}/run", "--out", "{tmp}/s.mid"],
     ("reconstruct",): ["{tmp}/run", "--input", "{tmp}/p.mid", "--out", "{tmp}/r.mid"],
     ("plot",): ["{tmp}/run"],
+    ("report",): ["{tmp}/run"],
     ("compare",): ["--dataset", "jsb", "--data-dir", "{tmp}/none", "--out", "{tmp}/cmp"],
     ("reproduce",): ["poster", "--out", "{tmp}/rep", "--dry-run"],
+    ("shrink",): ["{tmp}/run"],
     ("data", "list"): [],
     ("data", "download"): ["jsb"],
     ("data", "export"): ["jsb", "--data-dir", "{tmp}/none", "--out", "{tmp}/p.mid"],
@@ -55,12 +57,16 @@ ALLOWED = {
     "--seed": ("0", "any 32-bit seed; negative ones are refused by numpy's default_rng"),
     "--ess-threshold": ("0", "FIVO that never resamples"),
     "--kl-weight": ("0", "tune: reward only, no KL term"),
+    "--data-weight": ("0", "tune: KL control alone, no data anchor"),
     "--iwae-samples": ("0", "tune: the test ELBO only, no IWAE"),
     "--write": ("0", "tune: no MIDI samples written"),
     "--piece": ("0", "an index: the first piece"),
+    "--split-seed": ("0", "a MIDI folder's split: any 32-bit seed, as --seed"),
 }
 # Model options only some models have: the model to accept their allowed values with.
 MODEL_OF = {"--aux-weight": "zforcing", "--emission-hidden": "dmm", "--h-dim": "srnn-dai"}
+# Options of a folder of MIDI files: tried with a folder (the test's own) in place of jsb.
+FOLDER_OPTIONS = {"--steps-per-beat", "--step-seconds", "--split-seed"}
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -105,7 +111,7 @@ def test_every_command_with_options_is_covered() -> None:
     commands = {cmd for cmd, _ in _commands(_parser()) if cmd and cmd != ("data",)}
     assert commands == set(REQUIRED), "add the new command's required arguments to REQUIRED"
     flags = {_long(a) for _, a in _valued_options()}
-    assert set(ALLOWED) | set(ALSO_BAD) | set(MODEL_OF) <= flags  # no stale entries
+    assert set(ALLOWED) | set(ALSO_BAD) | set(MODEL_OF) | FOLDER_OPTIONS <= flags  # no stale
 
 
 def test_a_bad_number_or_choice_of_any_option_is_one_line_and_status_2(tmp_path, capsys):
@@ -133,7 +139,9 @@ def test_the_values_an_option_allows_pass_the_checks(tmp_path) -> None:
         if flag not in ALLOWED:
             continue
         model = ["--model", MODEL_OF[flag]] if flag in MODEL_OF and "train" in cmd else []
-        a = parse_args([*_args(cmd, tmp_path), *model, flag, ALLOWED[flag][0]])
+        args = [str(tmp_path) if flag in FOLDER_OPTIONS and x == "jsb" else x
+                for x in _args(cmd, tmp_path)]
+        a = parse_args([*args, *model, flag, ALLOWED[flag][0]])
         assert getattr(a, action.dest) == action.type(ALLOWED[flag][0])
         accepted += 1
     assert accepted >= len(ALLOWED)
@@ -228,7 +236,8 @@ TINY = ["--dataset", "jsb", "--subset", "3", "--epochs", "1", "--z-dim", "4", "-
 
 def test_a_runs_config_json_reruns_it_and_both_resume_forms_continue(data_dir, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    assert main(["train", *TINY, "--data-dir", str(data_dir), "--out", str(first)]) == 0
+    assert main(["train", *TINY, "--data-dir", str(data_dir), "--out", str(first),
+                 "--keep-checkpoints"]) == 0
     assert main(["train", "--config", str(first / "config.json"), "--out", str(second),
                  "--no-progress"]) == 0
     configs = [json.loads((d / "config.json").read_text()) for d in (first, second)]

@@ -240,7 +240,7 @@ def test_a_one_step_per_beat_folder_exports_on_its_grid(beat_run, tmp_path, monk
     import srnn.data
 
     _, folder, data = beat_run
-    monkeypatch.setattr(srnn.data, "load_dataset", lambda name, root=None: data)
+    monkeypatch.setattr(srnn.data, "load_dataset", lambda name, root=None, options=None: data)
     out = tmp_path / "piece.mid"
     assert main(["data", "export", str(folder), "--piece", "0", "--out", str(out)]) == 0
     back = read_midi(out, **data.grid.read_options(), length=len(data.test.x[0]))

@@ -122,10 +122,10 @@ def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, data_dir):
     job = tiny_job(epochs=3)
     whole = run_jobs([job], tmp_path / "whole", data_dir=data_dir)[job.id]
     # The state a sweep is left in when killed after the first epoch's checkpoint: the same
-    # run directory with one epoch done and no results.
+    # run directory with one epoch done, its last.pt, and no results.
     run_dir = tmp_path / "cut" / "jobs" / job.id
     train("jsb", run_dir, data_dir=data_dir, model_options=TINY,
-          **{**job.train_options, "epochs": 1, "seed": job.seed})
+          **{**job.train_options, "epochs": 1, "seed": job.seed, "keep_checkpoints": True})
     (run_dir / "results.json").unlink()
     resumed = run_jobs([job], tmp_path / "cut", data_dir=data_dir)[job.id]
     assert "resumed" in (run_dir / "train.log").read_text()

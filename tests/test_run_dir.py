@@ -81,7 +81,8 @@ def test_a_new_run_refuses_a_folder_that_holds_one(arrays, tmp_path, capsys) -> 
     assert "--resume" in err and "--overwrite" in err and "srnn on" in err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     # --overwrite replaces it: the metrics are the new run's alone.
-    assert main(train_args(arrays, out, "--z-dim", "2", "--overwrite")) == 0
+    assert main(train_args(arrays, out, "--z-dim", "2", "--overwrite",
+                           "--keep-checkpoints")) == 0
     assert [ln["epoch"] for ln in lines(out)] == [1, 2]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_options"]["z_dim"] == 2
@@ -110,7 +111,8 @@ def test_resume_without_a_checkpoint_starts_afresh_without_doubled_lines(arrays,
     assert main(train_args(arrays, out)) == 0
     ref = [{k: v for k, v in ln.items() if k not in ("seconds", "elapsed")} for ln in lines(out)]
     for name in ("last.pt", "last.prev.pt", "best.pt", "results.json"):
-        (out / name).unlink()  # as if killed after the first line but before any checkpoint
+        # as if killed after the first line but before any checkpoint
+        (out / name).unlink(missing_ok=True)
     assert main(train_args(arrays, out, "--resume")) == 0
     again = [{k: v for k, v in ln.items() if k not in ("seconds", "elapsed")}
              for ln in lines(out)]
@@ -149,6 +151,29 @@ def test_a_sweep_folder_is_refused_to_another_sweep(tmp_path) -> None:
     with pytest.raises(ConfigError, match="holds another reproduction .experiment 'poster'"):
         with sweep_folder(tmp_path, "reproduction", {"experiment": "table2"}):
             pass
+
+
+def test_the_runs_of_a_folder_come_in_the_plans_order_each_once(tmp_path) -> None:
+    from srnn.train.run_dir import PLAN, runs_in
+
+    sweep = tmp_path / "sweep"
+    for name in ("jobs/b-1", "jobs/a-2", "jobs/c-3", "lstm", ".hidden/x", "deep/er/run"):
+        (sweep / name).mkdir(parents=True)
+        (sweep / name / "config.json").write_text("{}")
+    (sweep / "jobs" / "d-4").mkdir()
+    (sweep / "jobs" / "d-4" / "job.json").write_text("{}")  # planned, not started
+    (sweep / "jobs" / "again").symlink_to(sweep / "jobs" / "b-1")  # one run, two names
+    (sweep / PLAN).write_text(json.dumps({"jobs": [{"id": "c-3"}, {"id": "d-4"}, {"id": "b-1"}],
+                                          "models": {"lstm": {}}}))
+    rel = [p.relative_to(sweep).as_posix() for p in runs_in(sweep)]
+    assert rel[:3] == ["jobs/c-3", "jobs/b-1", "lstm"]  # the plan's, then by path
+    assert sorted(rel[3:]) == ["deep/er/run", "jobs/a-2"] and len(rel) == 5
+    with_jobs = [p.relative_to(sweep).as_posix() for p in runs_in(sweep, jobs=True)]
+    assert with_jobs[:4] == ["jobs/c-3", "jobs/d-4", "jobs/b-1", "lstm"]
+    assert runs_in(sweep / "lstm") == [sweep / "lstm"]  # a run directory: itself
+    assert runs_in(tmp_path / "sweep" / "jobs" / "d-4") == []
+    with pytest.raises(ConfigError, match="no such folder"):
+        runs_in(tmp_path / "gone")
 
 
 def test_a_run_written_before_data_cards_had_grids_still_samples_and_plots(data_dir, tmp_path,

@@ -71,7 +71,7 @@ def test_same_seed_same_numbers(tmp_path) -> None:
 
 def test_resume_continues_exactly(tmp_path) -> None:
     whole = run(tmp_path, "whole", epochs=4)
-    run(tmp_path, "split", epochs=2)
+    run(tmp_path, "split", epochs=2, keep_checkpoints=True)  # resumable after it ends
     resumed = run(tmp_path, "split", epochs=4, resume=True)
     assert metrics(resumed) == metrics(whole)
     a = json.loads((whole.run_dir / "results.json").read_text())
@@ -80,7 +80,7 @@ def test_resume_continues_exactly(tmp_path) -> None:
 
 
 def test_checkpoints_load_weights_only(tmp_path) -> None:
-    t = run(tmp_path, "a", epochs=1)
+    t = run(tmp_path, "a", epochs=1, keep_checkpoints=True)
     for name in ("best.pt", "last.pt"):
         state = torch.load(t.run_dir / name, weights_only=True)
         assert set(state["model"]) == set(t.model.state_dict())
@@ -97,7 +97,8 @@ def test_pitch_shift_augmentation_resumes_exactly_and_is_refused_off_piano_rolls
 
     def trainer(name: str, epochs: int, data, transpose: int = 2) -> Trainer:
         cfg = RunConfig(dataset="synthetic", model_options=dict(TINY),
-                        train=TrainConfig(epochs=epochs, batch_size=8, transpose=transpose))
+                        train=TrainConfig(epochs=epochs, batch_size=8, transpose=transpose,
+                                          keep_checkpoints=True))
         return Trainer(cfg, tmp_path / name, data=data, progress=False)
 
     music = synthetic_dataset(dim=12)  # notes in the lower 6 pitches only: room to move up

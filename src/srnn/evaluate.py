@@ -14,6 +14,7 @@ from srnn.bounds.particles import particle_bound
 from srnn.data.batching import evaluation_batches, stream_batches
 from srnn.data.sequences import Split
 from srnn.models.base import SequenceModel
+from srnn.progress import progress_bar
 
 
 @torch.no_grad()
@@ -76,14 +77,16 @@ def bound_key(bound: str, samples: int) -> str:
 def evaluate_particle_bound(model: SequenceModel, split: Split, bound: str, samples: int,
                             seed: int = 0, resampling: str = "multinomial",
                             ess_threshold: float = 0.5, max_particles: int = 4096,
-                            max_steps: int = 64_000) -> dict[str, Any]:
+                            max_steps: int = 64_000, progress: bool | None = None
+                            ) -> dict[str, Any]:
     """IWAE or FIVO with ``samples`` particles per sequence over a whole split.
 
     Stream-ordered splits are joined back into one sequence per stream (the particles then
     carry everything along the stream). At most ``max_particles`` particle rows and
     ``max_steps`` padded sequence steps are processed at once; memory grows with each of them,
     never with their product. Figures are per reported step (per original step in the flat
-    view), as in :func:`evaluate_elbo`.
+    view), as in :func:`evaluate_elbo`. ``progress``: a bar of the sequences done
+    (:func:`srnn.progress.progress_bar`).
     """
     if bound not in ("iwae", "fivo"):
         raise ValueError(f"unknown particle bound {bound!r}; choose iwae or fivo")
@@ -95,18 +98,23 @@ def evaluate_particle_bound(model: SequenceModel, split: Split, bound: str, samp
     whole = split.joined_streams()
     per_batch = max(1, max_particles // samples)
     lls, steps, resamples = [], [], []
-    for batch in evaluation_batches(whole, per_batch, max_steps):
-        res = particle_bound(model, batch.to(device), samples, resample=bound == "fivo",
-                             ess_threshold=ess_threshold, resampling=resampling, generator=gen)
-        lls.append(res.log_likelihood.double().cpu())
-        steps.append(res.steps.double().cpu())
-        resamples.append(res.resamples.double().cpu())
+    with progress_bar(desc=f"{bound} K={samples}", total=len(whole), unit="seq",
+                      enabled=progress) as bar:
+        for batch in evaluation_batches(whole, per_batch, max_steps):
+            res = particle_bound(model, batch.to(device), samples, resample=bound == "fivo",
+                                 ess_threshold=ess_threshold, resampling=resampling,
+                                 generator=gen)
+            lls.append(res.log_likelihood.double().cpu())
+            steps.append(res.steps.double().cpu())
+            resamples.append(res.resamples.double().cpu())
+            bar.update(len(res.steps))
     model.train(was_training)
     ll, n, r = (torch.cat(v).numpy() for v in (lls, steps, resamples))
     per = n / split.steps_per_step  # reported (original) steps of each sequence
     key = bound_key(bound, samples)
     out = {f"{key}_per_step": float(ll.sum() / per.sum()),
            f"{key}_mean_of_sequences": float(np.mean(ll / per)),
+           f"{key}_per_sequence": float(ll.mean()),
            f"{key}_seconds": time.perf_counter() - t0}
     if bound == "fivo":
         out[f"{key}_resampling_rate"] = float(r.sum() / n.sum())  # per model step

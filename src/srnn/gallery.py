@@ -16,7 +16,9 @@ from srnn.io import write_json
 def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece: int = 0,
              num: int = 20, length: int | None = None, seed: int = 0,
              data_dir: str | None = None) -> dict[str, Any]:
-    """Write curves.png, rolls.png, kl.png and sample_stats.json for ``run_dir`` into ``out``.
+    """Write curves.png, rolls.png, kl.png and sample_stats.json for ``run_dir`` into ``out``
+    (speech: curves.png, speech.png and sampled WAVs; handwriting: curves.png, handwriting.png
+    and .svg, samples.npy, see :func:`srnn.handwriting.plot_handwriting_run`).
 
     The test piece is ``data.test.x[piece]`` (stream-ordered test files are joined back into
     whole streams first); samples are ``length`` steps long (default: the piece's length). A
@@ -43,6 +45,12 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], piece
     pieces = [fold_steps(x, k) for x in test.x]  # in original steps
     if data.modality == Modality.SPEECH:
         return _plot_speech_run(run_dir, out, model, data, pieces, piece, num, length, seed)
+    if data.modality == Modality.HANDWRITING:
+        from srnn.handwriting import plot_handwriting_run
+        from srnn.train.run_dir import RunDirectory
+
+        return plot_handwriting_run(run_dir, out, model, RunDirectory(run_dir).card(), pieces,
+                                    piece, num, length, seed)
     step = run_grid(run_dir).write_seconds
     roll = pieces[piece]
     T = length or len(roll)

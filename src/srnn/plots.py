@@ -1,9 +1,10 @@
-"""PNG figures: training curves, piano rolls, per-step KL over a piano roll.
+"""PNG figures: training curves, piano rolls, per-step KL over a piano roll, waveforms.
 
 Built on :class:`matplotlib.figure.Figure` with the Agg canvas, never pyplot: no window
 opens, no global figure list grows, and the backend of the caller's session is untouched.
 Files are written atomically by :func:`save_figure`, which the reproduction's plots
-(:mod:`srnn.experiments.report`) use too.
+(:mod:`srnn.experiments.report`) use too; :func:`figure_pixels` renders a figure to an RGB
+array instead (the images of a TensorBoard log, :func:`srnn.sampling.sample_media`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def save_figure(fig: Figure, out_png: str | os.PathLike[str], dpi: int = DPI) ->
     data = buf.getvalue()
     atomic_write(out, lambda f: f.write(data))
     return out
+
+
+def figure_pixels(fig: Figure, dpi: int = DPI) -> np.ndarray:
+    """Render ``fig`` with the Agg canvas to an RGB image, (H, W, 3) uint8; the figure is
+    released."""
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    fig.clear()
+    return pixels
 
 
 # -- training curves ------------------------------------------------------------------------
@@ -171,6 +183,12 @@ def plot_piano_rolls(rolls: Mapping[str, np.ndarray], out_png: str | os.PathLike
     C3, ..., time in steps or seconds on x. Values in [0, 1] are shown as grey levels, so a
     reconstruction's note probabilities can be drawn as they are. All panels share the pitch
     span in which any of them is active."""
+    return save_figure(piano_rolls_figure(rolls, step_seconds, title, stacked), out_png)
+
+
+def piano_rolls_figure(rolls: Mapping[str, np.ndarray], step_seconds: float | None = None,
+                       title: str | None = None, stacked: bool = True) -> Figure:
+    """The figure of :func:`plot_piano_rolls`."""
     if not rolls:
         raise ValueError("plot_piano_rolls: no piano rolls given")
     _check_step(step_seconds)
@@ -191,7 +209,7 @@ def plot_piano_rolls(rolls: Mapping[str, np.ndarray], out_png: str | os.PathLike
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, out_png)
+    return fig
 
 
 def plot_kl_over_roll(roll: np.ndarray, kl_per_step: np.ndarray,
@@ -265,3 +283,29 @@ def plot_speech(wave: np.ndarray, kl_per_frame: np.ndarray, mean_wave: np.ndarra
         ax[0].set_title(title)
     fig.tight_layout()
     return save_figure(fig, out_png)
+
+
+def plot_waveform(wave: np.ndarray, out_png: str | os.PathLike[str], rate: int,
+                  title: str | None = None) -> Path:
+    """A waveform (e.g. a speech model's sample, as it plays) against time in seconds."""
+    return save_figure(waveform_figure(wave, rate, title), out_png)
+
+
+def waveform_figure(wave: np.ndarray, rate: int, title: str | None = None) -> Figure:
+    """The figure of :func:`plot_waveform`."""
+    w = np.asarray(wave, dtype=np.float64).ravel()
+    if len(w) == 0 or not np.isfinite(w).all():
+        raise ValueError("wave must be non-empty and finite")
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    fig = Figure(figsize=(10, 2.4))
+    ax = fig.subplots()
+    ax.plot(np.arange(len(w)) / rate, w, lw=0.6, color="black")
+    ax.set_xlim(0, len(w) / rate)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("waveform")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,10 +21,14 @@ import torch
 from srnn.data.card import DataCard
 from srnn.data.flat import flatten_steps, fold_steps, step_sums
 from srnn.data.grid import Grid
+from srnn.data.pianoroll import PITCHES
 from srnn.data.sequences import Modality, shift_inputs
 from srnn.errors import ConfigError, DataError
 from srnn.io import atomic_write
 from srnn.models import Batch, SequenceModel
+
+if TYPE_CHECKING:
+    from srnn.train.tensorboard import SampleMedia
 
 
 def run_grid(run_dir: str | os.PathLike[str]) -> Grid:
@@ -189,6 +194,49 @@ def write_speech(model: SequenceModel, card: DataCard, out: str | os.PathLike[st
     return paths
 
 
+# What a sample in a TensorBoard log is (srnn.train.tensorboard): time steps of a music run,
+# seconds of a speech run, and the rate a piano roll's sound is synthesised at.
+MEDIA_STEPS = 32
+MEDIA_SECONDS = 2.0
+MEDIA_RATE = 16_000
+
+
+@torch.no_grad()
+def sample_media(model: SequenceModel, card: DataCard) -> SampleMedia:
+    """One ancestral sample of ``model`` (trained on data with ``card``) as a TensorBoard log
+    shows it, the trainer's :data:`~srnn.train.tensorboard.MediaRenderer` (the caller seeds
+    the draw): a piano roll of :data:`MEDIA_STEPS` steps drawn as ``srnn sample --png`` draws
+    it, with its sound from the built-in synthesiser of :mod:`srnn.music.audio` (FluidSynth
+    would start a process per sample); a speech run's :data:`MEDIA_SECONDS` seconds as a
+    waveform plot and its sound at the set's rate (as ``srnn sample`` writes it); any other
+    data, the sample's values as a grey image, without sound."""
+    from srnn.plots import figure_pixels, piano_rolls_figure, waveform_figure
+    from srnn.train.tensorboard import SampleMedia
+
+    k = card.steps_per_step
+    if card.modality == Modality.SPEECH and card.speech is not None:
+        speech = card.speech
+        frames = max(1, round(MEDIA_SECONDS * speech.rate / speech.frame_size))
+        wave = speech.decode(generate_steps(model, 1, frames, k)[0])
+        image = figure_pixels(waveform_figure(wave, speech.rate, f"sample of {card.name}"))
+        return SampleMedia("waveform", image, wave, speech.rate, f"{frames} frames")
+    x = generate_steps(model, 1, MEDIA_STEPS, k)[0]
+    if card.modality == Modality.MUSIC and x.shape[1] == PITCHES and card.grid.is_musical:
+        from srnn.music.audio import synthesize
+        from srnn.music.midi import roll_to_midi
+
+        seconds = card.grid.write_seconds
+        roll = (x > 0.5).astype(np.float32)
+        image = figure_pixels(piano_rolls_figure({f"sample of {card.name}": roll}, seconds))
+        sound = synthesize(roll_to_midi(roll, seconds), MEDIA_RATE)
+        return SampleMedia("piano_roll", image, sound, MEDIA_RATE,
+                           f"{MEDIA_STEPS} steps of {seconds:g} s")
+    lo, hi = float(x.min()), float(x.max())
+    grey = (x.T[::-1] - lo) / (hi - lo) if hi > lo else np.zeros_like(x.T)
+    pixels = np.repeat(np.round(255 * (1 - grey)).astype(np.uint8)[..., None], 3, axis=2)
+    return SampleMedia("values", pixels, None, MEDIA_RATE, f"{MEDIA_STEPS} steps")
+
+
 def read_primer(path: str | os.PathLike[str], g: Grid) -> np.ndarray:
     from srnn.music.midi import read_midi
 
@@ -203,8 +251,8 @@ def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                   step_seconds: float | None = None, primer: str | None = None,
                   wav: bool = False, png: str | None = None) -> list[Path]:
     """Draw ``num`` samples of ``length`` steps from the best checkpoint of ``run_dir`` (after
-    the ``primer`` MIDI file, if given) and write them as MIDI or ``.npy``. Needs no data
-    files."""
+    the ``primer`` MIDI file, if given) and write them as MIDI or ``.npy`` (a speech model's
+    as WAV, a handwriting model's as PNG and SVG drawings). Needs no data files."""
     from srnn.train.run_dir import RunDirectory
     from srnn.train.trainer import load_model
 
@@ -215,6 +263,10 @@ def write_samples(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     card = RunDirectory(run_dir).card()
     if card.modality == Modality.SPEECH:  # a speech model: frames back to a waveform
         return write_speech(model, card, out, length, num, seed)
+    if card.modality == Modality.HANDWRITING:  # pen trajectories: drawn as strokes
+        from srnn.handwriting import write_handwriting
+
+        return write_handwriting(model, card, out, length, num, seed)
     g = card.grid
     write_seconds = g.write_seconds  # a grid that is not musical is an error before sampling
     torch.manual_seed(seed)

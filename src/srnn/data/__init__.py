@@ -9,7 +9,9 @@ file, loader, protocol, modality and grid; the functions here are lookups in it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from srnn.data.bach import BACH_GRID
 from srnn.data.grid import Grid
@@ -49,17 +51,20 @@ def dataset_grid(name: str) -> Grid:
 
 
 def load_dataset(name: str = DEFAULT_DATASET,
-                 root: str | os.PathLike[str] | None = None) -> SequenceDataset:
+                 root: str | os.PathLike[str] | None = None,
+                 options: Mapping[str, Any] | None = None) -> SequenceDataset:
     """Load a data set by name (see :data:`DATASETS` and :mod:`srnn.data.registry`).
 
     ``root`` is the data directory (else ``$SRNN_DATA_DIR``, else the per-user cache).
     The Bach set is built from the music21 corpus on first use and cached. A ``name`` that is
-    the path of an existing folder (and not a known name) is read as a folder of MIDI files with
-    the defaults of :func:`srnn.data.midi_folder.load_midi_folder` (4 steps per beat); ``root``
-    is not used then. A ``name`` ending in ``.npz`` (and not a known name) is read as your own
-    arrays with :func:`srnn.data.arrays.load_arrays`.
+    the path of an existing folder (and not a known name) is read as a folder of MIDI files
+    (:func:`srnn.data.midi_folder.load_folder`; by default 4 steps per beat); ``root`` is not
+    used then. A ``name`` ending in ``.npz`` (and not a known name) is read as your own
+    arrays with :func:`srnn.data.arrays.load_arrays`. ``options`` build a set that takes them:
+    a folder of MIDI files (:data:`srnn.data.midi_folder.FOLDER_OPTIONS`: grid, transposition,
+    split fractions and seed); for any other set they are a :class:`~srnn.errors.DataError`.
     """
-    return lookup(name).load(root)
+    return lookup(name, options).load(root)
 
 
 def available(root: str | os.PathLike[str] | None = None) -> dict[str, Path | None]:

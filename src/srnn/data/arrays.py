@@ -10,6 +10,13 @@ Each split ``train``, ``valid``, ``test`` is given in one of two forms:
 Every value must be a finite number (padding included; bool, integer or float dtypes), every
 sequence at least 2 steps long, and D the same everywhere. If all values are 0 or 1 the set is
 binary (Bernoulli emission, like piano rolls), otherwise real-valued (Gaussian emission).
+
+Columns of both kinds in one step: an optional 1-D integer array ``binary_columns`` names the
+columns that are binary (each must hold only 0 and 1); the set's emission is then ``mixed``
+(:mod:`srnn.nn.pen`: those columns Bernoulli, the others Gaussian). Without it the columns
+holding only 0 and 1 are still found (``SequenceDataset.binary_columns``), for
+``--emission mixed``, but the default emission stays Gaussian.
+
 Inputs are the targets shifted by one step (``u_t = x_{t-1}``). Any other key is an error, so
 that a misspelt split is not silently ignored.
 """
@@ -40,7 +47,8 @@ GRID = NO_GRID  # a plain step: the library knows nothing of its meaning in time
 TIME_STEP = GRID.time_step  # "step"
 SPLITS = ("train", "valid", "test")
 FORMAT = ("'train', 'valid', 'test' as (N, T, D) arrays with optional '{split}_lengths', or "
-          "'{split}_0', '{split}_1', ... as (T, D) arrays")
+          "'{split}_0', '{split}_1', ... as (T, D) arrays, and optional 'binary_columns'")
+COLUMNS_KEY = "binary_columns"
 _NUMBERED = re.compile(r"^(train|valid|test)_(0|[1-9][0-9]*)$")
 
 
@@ -104,7 +112,7 @@ def _split(found: dict[str, np.ndarray], split: str, where: str) -> list[np.ndar
 
 
 def _check_keys(found: dict[str, np.ndarray], path: Path) -> None:
-    known = {*SPLITS, *(f"{s}_lengths" for s in SPLITS)}
+    known = {*SPLITS, *(f"{s}_lengths" for s in SPLITS), COLUMNS_KEY}
     extra = sorted(k for k in found if k not in known and not _NUMBERED.match(k))
     if extra:
         raise DataError(f"{path}: unexpected array {extra[0]!r}, expected {FORMAT}")
@@ -127,7 +135,43 @@ def load_arrays(path: str | os.PathLike[str]) -> SequenceDataset:
         sequences[s] = _split(found, s, where)
         dim = check_sequences(sequences[s], where, binary=False, dim=dim)
     binary = all(is_binary(x) for seqs in sequences.values() for x in seqs)
+    found_binary = binary_columns(sequences, int(dim or 1))
+    emission = ""
+    if COLUMNS_KEY in found:
+        recorded = _recorded_columns(found[COLUMNS_KEY], int(dim or 1), found_binary,
+                                     f"{path} [{COLUMNS_KEY}]")
+        found_binary, emission = recorded, "mixed"
     splits = {s: Split.from_targets(sequences[s]) for s in SPLITS}
     return SequenceDataset(name=path.stem, protocol=PROTOCOL, time_step=GRID.time_step,
                            binary=binary, info={"path": str(path)}, grid=GRID,
-                           modality=Modality.OTHER, **splits)
+                           modality=Modality.OTHER, **splits,
+                           binary_columns=() if binary and not emission else found_binary,
+                           emission=emission)
+
+
+def binary_columns(sequences: dict[str, list[np.ndarray]], dim: int) -> tuple[int, ...]:
+    """The columns (of ``dim``) whose values are 0 or 1 in every sequence of every split."""
+    ok = np.ones(dim, dtype=bool)
+    for seqs in sequences.values():
+        for x in seqs:
+            ok &= ((x == 0) | (x == 1)).all(axis=0)
+    return tuple(int(c) for c in np.flatnonzero(ok))
+
+
+def _recorded_columns(a: np.ndarray, dim: int, binary: tuple[int, ...],
+                      where: str) -> tuple[int, ...]:
+    """The ``binary_columns`` array of a file: distinct column numbers of 0..dim-1, each one
+    holding only 0 and 1 (``binary``)."""
+    check_kind(a, where, "iu")
+    check_ndim(a, 1, where, "a 1-D array of column numbers")
+    columns = [int(c) for c in a.tolist()]
+    for c in columns:
+        if not 0 <= c < dim:
+            raise DataError(f"{where}: column {c} is not a column of steps of {dim} values "
+                            f"(0..{dim - 1})")
+        if c not in binary:
+            raise DataError(f"{where}: column {c} holds values other than 0 and 1, expected a "
+                            "binary column")
+    if len(set(columns)) != len(columns):
+        raise DataError(f"{where}: a column is named twice in {columns}")
+    return tuple(sorted(columns))

@@ -54,6 +54,7 @@ from srnn.data.sequences import SequenceDataset
 from srnn.errors import DataError
 from srnn.io import atomic_write
 from srnn.paths import cache_dir
+from srnn.progress import progress_bar
 
 log = logging.getLogger("srnn.data.bach")
 
@@ -169,14 +170,17 @@ def split_indices(n: int) -> dict[str, np.ndarray]:
     }
 
 
-def build_bach() -> dict[str, list[np.ndarray]]:
-    """Parse the corpus chorales and return the train/valid/test lists of piano rolls."""
+def build_bach(progress: bool | None = None) -> dict[str, list[np.ndarray]]:
+    """Parse the corpus chorales and return the train/valid/test lists of piano rolls;
+    ``progress``: a bar of the chorales parsed (:func:`srnn.progress.progress_bar`; None: the
+    command's ``--no-progress``, else shown on a terminal, plain lines elsewhere)."""
     from music21 import converter
 
     start = time.perf_counter()
     files = _chorale_files()
     rolls: list[np.ndarray] = []
-    for i, (number, path) in enumerate(files):
+    for number, path in progress_bar(files, desc="Bach chorales", unit="chorale",
+                                     enabled=progress):
         where = f"Riemenschneider {number} ({path.name})"
         try:
             score = converter.parse(path, forceSource=True)
@@ -187,9 +191,6 @@ def build_bach() -> dict[str, list[np.ndarray]]:
             log.warning("%s: no notes, dropped", where)
         else:
             rolls.append(roll)
-        if (i + 1) % 50 == 0:
-            log.info("parsed %d/%d chorales (%.1f s)", i + 1, len(files),
-                     time.perf_counter() - start)
     if not rolls:
         raise DataError("no Bach chorale could be read from the music21 corpus")
     splits = {s: [rolls[j] for j in idx] for s, idx in split_indices(len(rolls)).items()}

@@ -12,7 +12,14 @@ and ``steps_per_step`` how many model steps make one of the set's steps (in the 
 scalar steps, with ``dim`` 1; else 1); cards without them are of the plain view. A speech set
 adds ``rate`` (Hz), ``frame_size`` (samples per frame), ``normaliser`` (``{"mean", "std"}`` of
 the training samples) and ``permute_seed`` (the frame permutation's seed, or null):
-:class:`SpeechInfo` (``DataCard.speech``; ``None`` where the card has none).
+:class:`SpeechInfo` (``DataCard.speech``; ``None`` where the card has none). A handwriting set
+(IAM-OnDB) adds ``normaliser`` (``{"mean": [dx, dy], "std": [dx, dy]}`` of the training
+offsets): :class:`HandwritingInfo` (``DataCard.handwriting``), what draws its steps as strokes.
+A set built with options records them as ``options`` (a folder of MIDI files:
+``{"steps_per_beat": 2, "step_seconds": null, "transpose_to_c": true, "splits": [0.6, 0.2,
+0.2], "split_seed": 3}``, :data:`srnn.data.midi_folder.FOLDER_OPTIONS`; what the set's loader
+puts in its ``info["options"]``, see :func:`data_options`); cards without them are of a set
+that takes none.
 
 :func:`data_card` builds the card of a :class:`~srnn.data.sequences.SequenceDataset`;
 :func:`read_card` turns a card back into a typed :class:`DataCard`. Cards written before grids
@@ -30,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from srnn.data.grid import Grid
+from srnn.data.iamondb import OffsetNormaliser
+from srnn.data.iamondb import decode as decode_strokes
 from srnn.data.sequences import MODALITIES, Modality, SequenceDataset
 from srnn.data.speech import Normaliser, decode
 from srnn.errors import ConfigError, DataError
@@ -76,6 +85,32 @@ class SpeechInfo:
 
 
 @dataclass(frozen=True)
+class HandwritingInfo:
+    """What turns a handwriting model's steps (pen lift, dx, dy) back into strokes (see
+    :func:`srnn.data.iamondb.decode`): the training offsets' normaliser."""
+
+    normaliser: OffsetNormaliser
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"normaliser": self.normaliser.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "data card") -> HandwritingInfo:
+        """The handwriting fields of a card or of a handwriting set's ``info``; a missing or
+        bad one is a :class:`ConfigError` naming ``where``."""
+        if "normaliser" not in d:
+            raise ConfigError(f"{where}: a handwriting set's card needs normaliser")
+        try:
+            return cls(OffsetNormaliser.from_dict(d["normaliser"]))
+        except DataError as e:
+            raise ConfigError(f"{where}: {e}") from e
+
+    def decode(self, steps: np.ndarray) -> list[np.ndarray]:
+        """The strokes (points (n, 2) each) that model steps (T, 3) draw."""
+        return decode_strokes(steps, self.normaliser)
+
+
+@dataclass(frozen=True)
 class DataCard:
     """A run's data card, typed (see the module docstring). ``binary`` and ``dim`` are
     ``None`` for a run written before cards existed (no ``data.json``)."""
@@ -90,16 +125,21 @@ class DataCard:
     speech: SpeechInfo | None = None
     flat: bool = False
     steps_per_step: int = 1  # model steps per time step of the set (flat view: D)
+    handwriting: HandwritingInfo | None = None
+    options: Mapping[str, Any] | None = None  # what the set was built with (a MIDI folder's)
 
     @classmethod
     def of(cls, data: SequenceDataset) -> DataCard:
         """The card of a loaded data set."""
-        speech = None
+        speech = handwriting = None
         if data.modality == Modality.SPEECH and all(k in data.info for k in SPEECH_KEYS[:3]):
             speech = SpeechInfo.from_dict(data.info, f"data set {data.name!r}")
+        if data.modality == Modality.HANDWRITING and "normaliser" in data.info:
+            handwriting = HandwritingInfo.from_dict(data.info, f"data set {data.name!r}")
         return cls(name=data.name, protocol=data.protocol, time_step=data.time_step,
                    grid=data.grid, modality=data.modality, binary=data.binary, dim=data.dim,
-                   speech=speech, flat=data.flat, steps_per_step=data.steps_per_step)
+                   speech=speech, flat=data.flat, steps_per_step=data.steps_per_step,
+                   handwriting=handwriting, options=data_options(data) or None)
 
     def to_dict(self) -> dict[str, Any]:
         """The card as JSON (the keys of the module docstring)."""
@@ -110,7 +150,17 @@ class DataCard:
                                "steps_per_step": self.steps_per_step}
         if self.speech is not None:
             out.update(self.speech.to_dict())
+        if self.handwriting is not None:
+            out.update(self.handwriting.to_dict())
+        if self.options is not None:
+            out["options"] = dict(self.options)
         return out
+
+
+def data_options(data: SequenceDataset) -> dict[str, Any]:
+    """The options ``data`` was built with (its loader's ``info["options"]``: a MIDI folder's
+    grid, transposition, split fractions and seed); ``{}`` for a set that takes none."""
+    return dict(data.info.get("options") or {})
 
 
 def data_card(data: SequenceDataset) -> dict[str, Any]:
@@ -148,6 +198,12 @@ def read_card(card: Mapping[str, Any] | None, dataset: str,
     speech = None
     if modality == Modality.SPEECH and any(k in card for k in SPEECH_KEYS):
         speech = SpeechInfo.from_dict(card, where)
+    handwriting = None
+    if modality == Modality.HANDWRITING and "normaliser" in card:
+        handwriting = HandwritingInfo.from_dict(card, where)
+    options = card.get("options")
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"{where}: options must be a JSON object, got {options!r}")
     binary, dim = card.get("binary"), card.get("dim")
     if binary is not None and not isinstance(binary, bool):
         raise ConfigError(f"{where}: binary must be true or false, got {binary!r}")
@@ -161,4 +217,5 @@ def read_card(card: Mapping[str, Any] | None, dataset: str,
                           f"{per_step!r}")
     return DataCard(name=str(card.get("name", dataset)), protocol=str(known["protocol"]),
                     time_step=str(known["time_step"]), grid=grid, modality=modality,
-                    binary=binary, dim=dim, speech=speech, flat=flat, steps_per_step=per_step)
+                    binary=binary, dim=dim, speech=speech, flat=flat, steps_per_step=per_step,
+                    handwriting=handwriting, options=options)

@@ -81,8 +81,11 @@ def flatten_split(split: Split) -> Split:
 
 def flatten_dataset(data: SequenceDataset) -> SequenceDataset:
     """The flat view of ``data`` (see the module docstring): x_dim 1, ``flat`` set, each split's
-    ``steps_per_step`` = the original dim; name, protocol, grid, modality and info kept."""
+    ``steps_per_step`` = the original dim; name, protocol, grid, modality and info kept. Its
+    scalars have no columns: ``binary_columns`` and a default ``emission`` (pen, mixed) are
+    dropped."""
     if data.flat:
         raise ValueError(f"data set {data.name!r} is already a flat view")
     return replace(data, train=flatten_split(data.train), valid=flatten_split(data.valid),
-                   test=flatten_split(data.test), info=dict(data.info), flat=True)
+                   test=flatten_split(data.test), info=dict(data.info), flat=True,
+                   binary_columns=(), emission="")

@@ -12,6 +12,12 @@ keeps stable). Valid and test get ``max(1, round(fraction * n))`` files each and
 rest; the first files of the permutation are train, the next valid, the last test, and each
 split is then sorted by path. A split left empty (fewer than 3 files) is an error. The split
 depends only on the set of readable files' relative paths and the seed.
+
+**Options.** A run records a folder set's options (:data:`FOLDER_OPTIONS`: the grid, the
+transposition, the split fractions and seed, ``split_seed`` being :func:`load_midi_folder`'s
+``seed``) in its ``config.json`` (``data_options``) and ``data.json`` (``options``), so that
+evaluating, sampling or resuming it rebuilds the same splits; :func:`folder_options` completes
+given options with the defaults, :func:`load_folder` reads a folder with them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +43,16 @@ MIDI_SUFFIXES = (".mid", ".midi")
 PROTOCOL = "midi-folder"
 DEFAULT_STEPS_PER_BEAT = 4
 SPLITS = ("train", "valid", "test")
+DEFAULT_SPLITS = (0.8, 0.1, 0.1)
+# Each option of a folder set and its default (the values each allows:
+# srnn.train.config.DATA_OPTIONS).
+FOLDER_OPTIONS: dict[str, Any] = {
+    "steps_per_beat": DEFAULT_STEPS_PER_BEAT,  # the grid: steps per beat, ...
+    "step_seconds": None,  # ... or frames of this many seconds (then steps_per_beat is None)
+    "transpose_to_c": False,  # each file moved to C major / C minor
+    "splits": list(DEFAULT_SPLITS),  # train, valid, test fractions
+    "split_seed": 0,  # the seed of the split's permutation
+}
 
 
 def midi_grid(steps_per_beat: int | None = DEFAULT_STEPS_PER_BEAT,
@@ -79,10 +97,40 @@ def _check_splits(splits) -> tuple[float, float, float]:
     return fr  # type: ignore[return-value]
 
 
+def folder_options(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every option of a folder set (:data:`FOLDER_OPTIONS`), those in ``options`` replacing
+    the defaults: ``step_seconds`` given makes ``steps_per_beat`` None, ``splits`` a list of
+    three floats. An unknown option is a :class:`DataError`; the values are checked where
+    they are used (:func:`load_midi_folder`) and by the run's settings
+    (``srnn.train.config.DATA_OPTIONS``)."""
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(FOLDER_OPTIONS))
+    if unknown:
+        raise DataError(f"unknown MIDI folder option(s) {', '.join(unknown)}; the options are "
+                        f"{', '.join(FOLDER_OPTIONS)}")
+    out = {**FOLDER_OPTIONS, **given}
+    if out["step_seconds"] is not None:
+        out["steps_per_beat"] = None
+    try:
+        out["splits"] = list(_check_splits(out["splits"]))
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    return out
+
+
+def load_folder(folder: str | os.PathLike[str],
+                options: Mapping[str, Any] | None = None) -> SequenceDataset:
+    """:func:`load_midi_folder` with a run's options (:func:`folder_options`)."""
+    o = folder_options(options)
+    return load_midi_folder(folder, steps_per_beat=o["steps_per_beat"],
+                            step_seconds=o["step_seconds"], transpose_to_c=o["transpose_to_c"],
+                            splits=tuple(o["splits"]), seed=o["split_seed"])
+
+
 def load_midi_folder(folder: str | os.PathLike[str], *,
                      steps_per_beat: int | None = DEFAULT_STEPS_PER_BEAT,
                      step_seconds: float | None = None, transpose_to_c: bool = False,
-                     splits: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
+                     splits: tuple[float, float, float] = DEFAULT_SPLITS, seed: int = 0,
                      skip_bad: bool = True) -> SequenceDataset:
     """The MIDI files of ``folder`` as a data set with train/valid/test splits.
 
@@ -90,7 +138,8 @@ def load_midi_folder(folder: str | os.PathLike[str], *,
     ``step_seconds`` overrides the default ``steps_per_beat``). With ``skip_bad`` a file that
     cannot be read (corrupt, not MIDI, no notes, a roll of fewer than 2 steps) is skipped with a
     warning and listed in ``info["skipped"]``; otherwise its :class:`DataError` is raised.
-    ``info["files"]`` holds the relative paths of each split, in the order of its sequences.
+    ``info["files"]`` holds the relative paths of each split, in the order of its sequences,
+    and ``info["options"]`` the options as a run records them (:data:`FOLDER_OPTIONS`).
     """
     if step_seconds is not None:
         steps_per_beat = None
@@ -141,6 +190,9 @@ def load_midi_folder(folder: str | os.PathLike[str], *,
         "seed": seed,
         "splits": list(fractions),
         "dropped_notes": dropped,
+        "options": {"steps_per_beat": steps_per_beat, "step_seconds": step_seconds,
+                    "transpose_to_c": transpose_to_c, "splits": list(fractions),
+                    "split_seed": seed},
     }
     log.info("%s: %d MIDI files (%s), %d skipped", folder, n,
              "/".join(str(c) for c in counts), len(skipped))

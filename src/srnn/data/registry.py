@@ -10,7 +10,9 @@ Kinds (name: protocol, modality, grid):
 * the path of a folder of MIDI files: midi-folder, music, 4 steps per beat;
 * the path of an ``.npz`` file of your own arrays: arrays, other, a plain step;
 * a speech corpus ``timit:PATH``, ``vctk:PATH``, ``blizzard:PATH`` (``timit-perm:PATH``, ...:
-  permuted frames): the reader's name, speech, frames of 200 samples at 16 kHz.
+  permuted frames): the reader's name, speech, frames of 200 samples at 16 kHz;
+* the IAM-OnDB pen trajectories ``iamondb:PATH``: iamondb, handwriting, one step per pen
+  point (:mod:`srnn.data.iamondb`).
 
 :func:`lookup` resolves a name to a :class:`DatasetEntry`, which says where the set is read
 from (:meth:`DatasetEntry.path`), what its protocol, modality and grid are
@@ -24,11 +26,12 @@ not read as a folder or as arrays.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from srnn.data import arrays, speech
+from srnn.data import arrays, iamondb, speech
 from srnn.data.bach import BACH_GRID, bach_path, load_bach
 from srnn.data.grid import Grid
 from srnn.data.music import (
@@ -48,6 +51,7 @@ Root = str | os.PathLike[str] | None
 SPEECH_SETS = ("fsdd", "fsdd-perm")  # the Free Spoken Digit Dataset, and its Perm-TIMIT variant
 DATASETS = ("bach", *CANONICAL, *FRACCARO, *SPEECH_SETS)  # the sets known by name
 CORPORA = ("timit", "vctk", "blizzard")  # user-supplied speech corpora: "timit:/path/to/TIMIT"
+HANDWRITING = "iamondb"  # a user's copy of IAM-OnDB: "iamondb:/path/to/IAM-OnDB"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class DatasetEntry:
     grid: Grid
     _path: Callable[[Root], Path] = field(repr=False, compare=False)
     _load: Callable[[Root], SequenceDataset] = field(repr=False, compare=False)
+    options: dict[str, Any] = field(default_factory=dict)  # what the set is built with (a
+    # MIDI folder's grid, transposition, splits and seed: srnn.data.midi_folder.FOLDER_OPTIONS)
 
     @property
     def time_step(self) -> str:
@@ -83,7 +89,8 @@ class DatasetKind:
 
     name: str
     matches: Callable[[str], bool]
-    entry: Callable[[str], DatasetEntry]
+    entry: Callable[..., DatasetEntry]  # (name), or (name, options) where takes_options
+    takes_options: bool = False
 
 
 # -- named sets ---------------------------------------------------------------------------
@@ -116,7 +123,8 @@ def _fraccaro(name: str) -> DatasetEntry:
     def load(root: Root) -> SequenceDataset:
         p = path(root)
         if not p.is_file():
-            raise _missing(name, p, "copy the Fraccaro et al. files into <data dir>/fraccaro/")
+            raise _missing(name, p, f"run 'srnn data download {name}' (or copy the Fraccaro "
+                           "et al. files into <data dir>/fraccaro/)")
         return load_fraccaro(p, name)
 
     return DatasetEntry(name, "fraccaro", "fraccaro", Modality.MUSIC, FRACCARO_GRID, path, load)
@@ -134,9 +142,10 @@ def _fsdd(name: str) -> DatasetEntry:
     def load(root: Root) -> SequenceDataset:
         p = path(root)
         if not p.is_file():
-            raise DataError(f"data set {name!r} not found at {p.parent}: copy the Free "
-                            "Spoken Digit Dataset (recordings/, files.csv) into <data dir>/speech/"
-                            f"fsdd, or point --data-dir or {DATA_ENV} at a directory that holds it")
+            raise DataError(f"data set {name!r} not found at {p.parent}: run 'srnn data "
+                            f"download {name}' (or copy the Free Spoken Digit Dataset: "
+                            "recordings/, files.csv into <data dir>/speech/fsdd), or point "
+                            f"--data-dir or {DATA_ENV} at a directory that holds it")
         return speech.load_fsdd(p.parent, permute=name.endswith("-perm"))
 
     grid = speech.speech_grid(speech.FRAME_SIZE, speech.FSDD_RATE)
@@ -167,12 +176,14 @@ def corpus(name: str) -> tuple[str, bool, Path] | None:
     return base, head.endswith("-perm"), Path(path).expanduser()
 
 
-def _midi_folder(name: str) -> DatasetEntry:
+def _midi_folder(name: str, options: Mapping[str, Any] | None = None) -> DatasetEntry:
     from srnn.data import midi_folder  # imported when needed: it loads pretty_midi
 
+    o = midi_folder.folder_options(options)
     return DatasetEntry(name, "midi-folder", midi_folder.PROTOCOL, Modality.MUSIC,
-                        midi_folder.midi_grid(), lambda root: Path(name),
-                        lambda root: midi_folder.load_midi_folder(name))
+                        midi_folder.midi_grid(o["steps_per_beat"], o["step_seconds"]),
+                        lambda root: Path(name), lambda root: midi_folder.load_folder(name, o),
+                        o)
 
 
 def _arrays(name: str) -> DatasetEntry:
@@ -197,14 +208,36 @@ def _corpus(name: str) -> DatasetEntry:
                         lambda root: folder, load)
 
 
+def handwriting(name: str) -> Path | None:
+    """The folder of ``iamondb:PATH``; else None."""
+    head, sep, path = name.partition(":")
+    if not sep or head != HANDWRITING or not path:
+        return None
+    return Path(path).expanduser()
+
+
+def _iamondb(name: str) -> DatasetEntry:
+    folder = handwriting(name)
+    assert folder is not None
+
+    def load(root: Root) -> SequenceDataset:
+        if not folder.is_dir():
+            raise DataError(f"data set {name!r}: {folder} is not a folder")
+        return iamondb.load_iamondb(folder)
+
+    return DatasetEntry(name, HANDWRITING, iamondb.PROTOCOL, Modality.HANDWRITING, iamondb.GRID,
+                        lambda root: folder, load)
+
+
 KINDS: tuple[DatasetKind, ...] = (
     DatasetKind("bach", lambda n: n == "bach", _bach),
     DatasetKind("canonical", lambda n: n in CANONICAL, _canonical),
     DatasetKind("fraccaro", lambda n: n in FRACCARO, _fraccaro),
     DatasetKind("fsdd", lambda n: n in SPEECH_SETS, _fsdd),
-    DatasetKind("midi-folder", is_midi_folder, _midi_folder),
+    DatasetKind("midi-folder", is_midi_folder, _midi_folder, takes_options=True),
     DatasetKind("arrays", is_array_file, _arrays),
     DatasetKind("corpus", lambda n: corpus(n) is not None, _corpus),
+    DatasetKind(HANDWRITING, lambda n: handwriting(n) is not None, _iamondb),
 )
 
 
@@ -212,15 +245,29 @@ def unknown(name: str) -> DataError:
     """The error for a name no kind takes."""
     return DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}, "
                      "a speech corpus as timit:PATH, vctk:PATH or blizzard:PATH (-perm for "
-                     "permuted frames), the path of a folder of MIDI files, or the path of an "
-                     ".npz file of your own arrays")
+                     "permuted frames), IAM-OnDB pen trajectories as iamondb:PATH, the path of "
+                     "a folder of MIDI files, or the path of an .npz file of your own arrays")
 
 
-def lookup(name: str | os.PathLike[str]) -> DatasetEntry:
+def takes_options(name: str | os.PathLike[str]) -> bool:
+    """Whether the data set ``name`` takes options (a folder of MIDI files does)."""
+    kind = next((k for k in KINDS if k.matches(str(name))), None)
+    return kind is not None and kind.takes_options
+
+
+def lookup(name: str | os.PathLike[str],
+           options: Mapping[str, Any] | None = None) -> DatasetEntry:
     """The entry of the data set ``name`` (see the module docstring); an unknown name is a
-    :class:`DataError` that lists the names taken."""
+    :class:`DataError` that lists the names taken. ``options`` build a set that takes them
+    (a MIDI folder: :func:`srnn.data.midi_folder.folder_options`); options for any other set
+    are a :class:`DataError`."""
     name = str(name)
     for kind in KINDS:
         if kind.matches(name):
+            if kind.takes_options:
+                return kind.entry(name, options)
+            if options:
+                raise DataError(f"data set {name!r} takes no options ({', '.join(options)}); "
+                                "they apply to a folder of MIDI files")
             return kind.entry(name)
     raise unknown(name)

@@ -12,15 +12,17 @@ from srnn.data.grid import NO_GRID, Grid
 
 class Modality(str, Enum):
     """What a data set's values are: piano rolls (read from and written to MIDI files), audio
-    frames (written as WAV files), or anything else (no conversion known). A ``str``: it equals
-    and serialises as its value ("music", "speech", "other")."""
+    frames (written as WAV files), pen trajectories (drawn as handwriting), or anything else
+    (no conversion known). A ``str``: it equals and serialises as its value ("music",
+    "speech", "handwriting", "other")."""
 
     MUSIC = "music"
     SPEECH = "speech"
     OTHER = "other"
+    HANDWRITING = "handwriting"
 
 
-MODALITIES = tuple(m.value for m in Modality)  # ("music", "speech", "other")
+MODALITIES = tuple(m.value for m in Modality)  # ("music", "speech", "other", "handwriting")
 
 
 def shift_inputs(x: np.ndarray) -> np.ndarray:
@@ -100,6 +102,12 @@ class SequenceDataset:
     ``flat`` marks the flat view of a set (:func:`srnn.data.flat.flatten_dataset`): one scalar
     per model step, ``steps_per_step`` of them per original step (grid, modality and figures
     per step stay those of the original steps).
+
+    A real-valued set (``binary`` False) may still hold columns of 0/1 values:
+    ``binary_columns`` lists them (IAM-OnDB's pen lift; the binary columns of your own
+    arrays), and ``emission`` names the emission its steps call for when none is chosen
+    (``"pen"`` for handwriting, ``"mixed"`` for arrays that record their columns; ``""``:
+    bernoulli for binary sets, gauss for the others).
     """
 
     name: str
@@ -113,6 +121,8 @@ class SequenceDataset:
     grid: Grid = NO_GRID
     modality: Modality = Modality.OTHER
     flat: bool = False
+    binary_columns: tuple[int, ...] = ()
+    emission: str = ""
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

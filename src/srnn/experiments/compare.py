@@ -26,6 +26,7 @@ from srnn.experiments.sizes import count_parameters, match_parameters
 from srnn.io import atomic_write, write_json
 from srnn.models import MODELS, model_fields
 from srnn.nn.emissions import check_emission_fits
+from srnn.train.run_dir import write_plan
 
 log = logging.getLogger("srnn.compare")
 
@@ -36,9 +37,12 @@ COLUMNS = ["model", "parameters", "bound", "test_per_step", "test_mean_of_sequen
 
 def plan(models: list[str], x_dim: int, binary: bool, match: bool = True,
          target: int | None = None, reference: str = "srnn",
-         options: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+         options: dict[str, dict[str, Any]] | None = None, emission: str = ""
+         ) -> dict[str, dict[str, Any]]:
     """The model options of each job: hand-set ``options[model]``, then widths scaled so each
-    parameter count meets ``target`` (default: that of ``reference`` with its options)."""
+    parameter count meets ``target`` (default: that of ``reference`` with its options).
+    ``emission`` is the data's own default on real values (``SequenceDataset.emission``: pen
+    for handwriting; "" for gauss)."""
     options = options or {}
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -47,7 +51,7 @@ def plan(models: list[str], x_dim: int, binary: bool, match: bool = True,
     for m in models:
         opts = {"x_dim": x_dim, **options.get(m, {})}
         if not binary:
-            opts.setdefault("emission", "gauss")
+            opts.setdefault("emission", emission or "gauss")
         bad = sorted(set(opts) - set(model_fields(m)))
         if bad:
             raise ConfigError(f"model {m!r} has no option(s) {', '.join(bad)}")
@@ -119,28 +123,37 @@ def write_tables(out: Path, rows: list[dict[str, Any]], dataset: str,
 def compare(dataset: str, models: list[str], out: str | os.PathLike[str], jobs: int = 1,
             threads: int | None = None, data_dir: str | None = None, match: bool = True,
             target: int | None = None, options: dict[str, dict[str, Any]] | None = None,
-            command: str | None = None, flat: bool = False,
-            **train_options: Any) -> list[dict[str, Any]]:
+            command: str | None = None, flat: bool = False, keep_checkpoints: bool = False,
+            progress: bool | None = None, **train_options: Any) -> list[dict[str, Any]]:
     """Train ``models`` on ``dataset`` (its flat view with ``flat``) into ``out/<model>`` and
-    write the comparison tables."""
+    write the comparison tables (``keep_checkpoints``: the runs stay resumable after they
+    end, see :func:`~srnn.experiments.jobs.run_jobs`). The training options that say what is
+    logged (``tensorboard``, ``tensorboard_every``: :data:`srnn.train.config.LOG_OPTIONS`)
+    go to every model's training but not into the job ids or ``plan.json``; ``progress``: the
+    bar of models trained."""
+    from srnn.train.config import LOG_OPTIONS
     from srnn.train.trainer import RunConfig, prepare_data
 
     out = Path(out)
     data = prepare_data(RunConfig(dataset=dataset, data_dir=data_dir, flat=flat))
-    opts = plan(models, data.dim, data.binary, match=match, target=target, options=options)
+    opts = plan(models, data.dim, data.binary, match=match, target=target, options=options,
+                emission=data.emission)
     threads = threads or max(1, (os.cpu_count() or 1) // max(jobs, 1))
     train_options = dict(train_options)
     seed = int(train_options.pop("seed", 0))
+    logged = {k: train_options.pop(k) for k in LOG_OPTIONS if k in train_options}
     # `flat` reaches srnn.train.trainer.train with the training options (and enters the job
     # ids); left out when off, so the ids of other comparisons stay as they were.
     job_options = {**train_options, "flat": True} if flat else train_options
     todo = [Job(label=m, dataset=dataset, model=m, model_options=opts[m],
                 train_options=job_options, seed=seed, folder=m) for m in models]
     with sweep_folder(out, "comparison", {"dataset": dataset, "flat": flat}):
-        write_json(out / "plan.json", {"dataset": dataset, "flat": flat, "models": opts,
-                                       "train_options": {**train_options, "seed": seed},
-                                       "jobs": jobs, "threads_per_job": threads})
-        results = run_jobs(todo, out, workers=jobs, threads=threads, data_dir=data_dir)
+        write_plan(out, {"dataset": dataset, "flat": flat, "models": opts,
+                         "train_options": {**train_options, "seed": seed}, "jobs": jobs,
+                         "threads_per_job": threads})
+        results = run_jobs(todo, out, workers=jobs, threads=threads, data_dir=data_dir,
+                           keep_checkpoints=keep_checkpoints, log_options=logged,
+                           progress=progress)
         rows = [row(j, results[j.id]) for j in todo]
         write_tables(out, rows, dataset, command)
     return rows

@@ -22,22 +22,23 @@ import logging
 import multiprocessing as mp
 import os
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srnn.data.download import check_available
 from srnn.errors import ConfigError
-from srnn.io import write_json
-from srnn.train.run_dir import JOB, LOG, FolderLock, RunDirectory
+from srnn.progress import default_enabled, progress_bar
+from srnn.train.run_dir import LOG, PLAN, FolderLock, RunDirectory, read_plan
 
 log = logging.getLogger("srnn.jobs")
 
 BACKENDS = ("local", "slurm", "submitit-local")
-# Stopping rules of the machine rather than settings of the experiment: extending them resumes
-# a job instead of starting a new one.
-NOT_IN_ID = frozenset({"max_minutes"})
+# Stopping rules of the machine, and what is kept on disk, rather than settings of the
+# experiment: extending them resumes a job instead of starting a new one.
+NOT_IN_ID = frozenset({"max_minutes", "keep_checkpoints"})
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,8 @@ def sweep_folder(out: str | os.PathLike[str], what: str, plan: dict[str, Any]
     entries named in ``plan`` (e.g. the experiment, or the data set) must agree."""
     out = Path(out)
     with FolderLock(out, what)():
-        path = out / "plan.json"
-        if path.is_file():
-            try:
-                saved = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                saved = {}
+        if (out / PLAN).is_file():
+            saved = read_plan(out) or {}
             differ = {k: saved[k] for k, v in plan.items() if k in saved and saved[k] != v}
             if differ:
                 theirs = ", ".join(f"{k} {v!r}" for k, v in differ.items())
@@ -114,12 +111,21 @@ class JobRun:
     # After training, the test split under each (bound, particles), ``iwae`` or ``fivo``,
     # into results.json as ``srnn evaluate --bound B --samples K`` writes it; not in the id.
     bounds: tuple[tuple[str, int], ...] = ()
+    # Keep the job's resumable checkpoints once it has finished (``srnn train
+    # --keep-checkpoints``); not in the id.
+    keep_checkpoints: bool = False
+    # What is logged of the job's training (srnn.train.config.LOG_OPTIONS: ``tensorboard``,
+    # ``tensorboard_every``), on top of its training options; not in the id.
+    log_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, job: Job, out: str | os.PathLike[str], data_dir: str | None,
-           threads: int, bounds: tuple[tuple[str, int], ...] = ()) -> JobRun:
+           threads: int, bounds: tuple[tuple[str, int], ...] = (),
+           keep_checkpoints: bool = False,
+           log_options: dict[str, Any] | None = None) -> JobRun:
         return cls(job.model, job.dataset, str(job.run_dir(out)), job.model_options,
-                   {**job.train_options, "seed": job.seed}, data_dir, threads, tuple(bounds))
+                   {**job.train_options, "seed": job.seed}, data_dir, threads, tuple(bounds),
+                   keep_checkpoints, dict(log_options or {}))
 
 
 def missing_bounds(results: dict[str, Any], bounds: tuple[tuple[str, int], ...]
@@ -148,12 +154,15 @@ def evaluate_bounds(run_dir: str | os.PathLike[str], bounds: list[tuple[str, int
     return merged
 
 
+@default_enabled(False)  # no progress bars inside a job (the Bach build, its bounds)
 def run_training_job(run: JobRun) -> dict[str, Any]:
     """Train one job into its run directory (resuming a checkpoint there) and return its
-    results; the log goes to ``train.log`` there. Errors are returned, not raised, so that the
-    other jobs of a sweep go on."""
+    results; the log goes to ``train.log`` there, and no progress bar is drawn (the sweep
+    draws one of its jobs). Errors are returned, not raised, so that the other jobs of a sweep
+    go on."""
     import torch
 
+    from srnn.sampling import sample_media
     from srnn.train.trainer import train
 
     torch.set_num_threads(run.threads)
@@ -166,11 +175,14 @@ def run_training_job(run: JobRun) -> dict[str, Any]:
     root.addHandler(handler)
     old_level = root.level
     root.setLevel(logging.INFO)
+    # Given only when on: a resumed job keeps the setting it started with otherwise.
+    keep = {"keep_checkpoints": True} if run.keep_checkpoints else {}
     try:
         done = RunDirectory(run_dir)
         res = (done.results() if done.status == "done" else
                train(run.dataset, run_dir, model=run.model, data_dir=run.data_dir, resume=True,
-                     progress=False, model_options=run.model_options, **run.train_options))
+                     progress=False, model_options=run.model_options, media=sample_media,
+                     **{**run.train_options, **keep, **run.log_options}))
         todo = missing_bounds(res, run.bounds)
         return evaluate_bounds(run_dir, todo, run.data_dir) if todo else res
     except Exception as e:
@@ -185,12 +197,23 @@ def run_training_job(run: JobRun) -> dict[str, Any]:
 def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = "local",
              threads: int = 1, data_dir: str | os.PathLike[str] | None = None,
              slurm: dict[str, Any] | None = None,
-             bounds: tuple[tuple[str, int], ...] = ()) -> dict[str, dict[str, Any]]:
+             bounds: tuple[tuple[str, int], ...] = (),
+             keep_checkpoints: bool = False, log_options: dict[str, Any] | None = None,
+             progress: bool | None = None) -> dict[str, dict[str, Any]]:
     """Run ``jobs`` into their run directories under ``out``; return each job's results (or
     ``{"error": ...}``) by id. Finished jobs are read back, not rerun (only tested under the
-    ``bounds`` their results lack, see :class:`JobRun`); interrupted ones resume."""
+    ``bounds`` their results lack, see :class:`JobRun`); interrupted ones resume. A job that
+    finishes keeps ``best.pt``'s weights and settings only, unless ``keep_checkpoints``. Named
+    sets that the data directory lacks are one :class:`~srnn.errors.DataError`, before any job
+    runs, giving the ``srnn data download`` command that fetches them. ``log_options``
+    (``{"tensorboard": True}``, see :class:`JobRun`) go to each job's training; ``progress``:
+    the bar of jobs finished (:func:`srnn.progress.progress_bar`)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
+    if log_options and log_options.get("tensorboard"):
+        from srnn.train.tensorboard import require
+
+        require()  # before any job starts
     ids = [j.id for j in jobs]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -199,8 +222,7 @@ def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = 
     todo: list[Job] = []
     for job in jobs:
         run = RunDirectory(job.run_dir(out))
-        write_json(run.file(JOB), {"id": job.id, "label": job.label, **job.settings(),
-                                   "meta": job.meta})
+        run.write_job({"id": job.id, "label": job.label, **job.settings(), "meta": job.meta})
         done = run.results() if run.status == "done" else None
         if done is not None and not missing_bounds(done, bounds):
             results[job.id] = done
@@ -210,19 +232,33 @@ def run_jobs(jobs: list[Job], out: str | Path, workers: int = 1, backend: str = 
              len(jobs) - len(todo), len(todo), backend, workers)
     if not todo:
         return results
+    # A named set missing from the data directory: one error giving the command that fetches
+    # all of them, before any job starts.
+    check_available([j.dataset for j in todo], data_dir)
     data = str(data_dir) if data_dir else None
-    args = {j.id: JobRun.of(j, out, data, threads, bounds) for j in todo}
-    if backend == "local":
-        results.update(run_local(args, workers))
-    else:
-        results.update(_run_submitit(args, Path(out) / "submitit", backend, workers, threads,
-                                     slurm or {}))
+    args = {j.id: JobRun.of(j, out, data, threads, bounds, keep_checkpoints, log_options)
+            for j in todo}
+    with progress_bar(desc="jobs", total=len(jobs), initial=len(jobs) - len(todo), unit="job",
+                      enabled=progress) as bar:
+        def finished() -> None:  # a job has ended
+            bar.update(1)
+
+        if backend == "local":
+            results.update(run_local(args, workers, finished))
+        else:
+            results.update(_run_submitit(args, Path(out) / "submitit", backend, workers,
+                                         threads, slurm or {}, finished))
     return results
 
 
-def run_local(args: dict[str, JobRun], workers: int) -> dict[str, dict[str, Any]]:
+def _nothing() -> None:
+    """Do nothing (a job has ended, and nobody asked to hear of it)."""
+
+
+def run_local(args: dict[str, JobRun], workers: int,
+              finished: Callable[[], None] = _nothing) -> dict[str, dict[str, Any]]:
     """Run :func:`run_training_job` on each job, ``workers`` at once (each in a fresh spawned
-    process; in this process when ``workers`` is 1)."""
+    process; in this process when ``workers`` is 1); ``finished()`` as each job ends."""
     results: dict[str, dict[str, Any]] = {}
     if not args:
         return results
@@ -230,12 +266,15 @@ def run_local(args: dict[str, JobRun], workers: int) -> dict[str, dict[str, Any]
         for job_id, a in args.items():
             log.info("%s: training", job_id)
             results[job_id] = run_training_job(a)
+            finished()
         return results
     # A fresh process per job; on an interrupt or SIGTERM the workers are terminated with the
     # parent (their last checkpoints let the next call resume them).
     pool = mp.get_context("spawn").Pool(min(workers, len(args)), maxtasksperchild=1)
     try:
-        pending = {job_id: pool.apply_async(run_training_job, (a,))
+        pending = {job_id: pool.apply_async(run_training_job, (a,),
+                                            callback=lambda _: finished(),
+                                            error_callback=lambda _: finished())
                    for job_id, a in args.items()}
         pool.close()
         for job_id, res in pending.items():
@@ -248,7 +287,8 @@ def run_local(args: dict[str, JobRun], workers: int) -> dict[str, dict[str, Any]
 
 
 def _run_submitit(args: dict[str, JobRun], folder: Path, backend: str, workers: int,
-                  threads: int, slurm: dict[str, Any]) -> dict[str, dict[str, Any]]:
+                  threads: int, slurm: dict[str, Any],
+                  finished: Callable[[], None] = _nothing) -> dict[str, dict[str, Any]]:
     try:
         import submitit
     except ImportError as e:
@@ -275,11 +315,12 @@ def _run_submitit(args: dict[str, JobRun], folder: Path, backend: str, workers: 
     waves = [ids] if backend == "slurm" else [ids[i : i + max(workers, 1)]
                                               for i in range(0, len(ids), max(workers, 1))]
     for wave in waves:
-        results.update(_submit_wave(executor, {i: args[i] for i in wave}))
+        results.update(_submit_wave(executor, {i: args[i] for i in wave}, finished))
     return results
 
 
-def _submit_wave(executor: Any, args: dict[str, JobRun]) -> dict[str, dict[str, Any]]:
+def _submit_wave(executor: Any, args: dict[str, JobRun],
+                 finished: Callable[[], None] = _nothing) -> dict[str, dict[str, Any]]:
     with executor.batch():
         submitted = {job_id: executor.submit(run_training_job, a)
                      for job_id, a in args.items()}
@@ -293,4 +334,5 @@ def _submit_wave(executor: Any, args: dict[str, JobRun]) -> dict[str, dict[str, 
         run = RunDirectory(args[job_id].run_dir)
         results[job_id] = run.results() if run.status == "done" else res
         log.info("%s: %s", job_id, results[job_id].get("error", "done"))
+        finished()
     return results

@@ -45,10 +45,9 @@ from srnn.experiments.paper import (
 )
 from srnn.experiments.report import result_row, write_report
 from srnn.experiments.sizes import count_parameters, match_parameters
-from srnn.io import write_json
 from srnn.models import model_fields
 from srnn.nn.emissions import EMISSION_OPTIONS, emission_options
-from srnn.train.run_dir import RunDirectory
+from srnn.train.run_dir import RunDirectory, write_plan
 
 log = logging.getLogger("srnn.reproduce")
 
@@ -339,12 +338,19 @@ def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
               slurm: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
               command: str | None = None, flat: bool = True, recipe_name: str = "paper",
               variants: tuple[str, ...] | None = None,
-              bounds: tuple[tuple[str, int], ...] = (), report_only: bool = False
+              bounds: tuple[tuple[str, int], ...] = (), report_only: bool = False,
+              keep_checkpoints: bool = False, tensorboard: bool = False,
+              tensorboard_every: int | None = None, progress: bool | None = None
               ) -> list[dict[str, Any]]:
     """Run (or resume) ``experiment`` into ``out`` and write its results, tables and plots
     (``flat``: reexamine with its flat variants; ``bounds``: (``iwae`` or ``fivo``, particles)
     each finished job is also tested with, see :class:`~srnn.experiments.jobs.JobRun`;
-    ``report_only``: train nothing, write the tables of the jobs finished so far)."""
+    ``report_only``: train nothing, write the tables of the jobs finished so far;
+    ``keep_checkpoints``: finished jobs stay resumable, see
+    :func:`~srnn.experiments.jobs.run_jobs`; ``tensorboard``: each job's training logs to
+    TensorBoard in its run directory, a sample every ``tensorboard_every`` epochs, so
+    ``tensorboard --logdir OUT`` shows them side by side (not in the job ids); ``progress``:
+    the bar of jobs finished)."""
     out = Path(out)
     sets = tuple(sets) if sets else default_sets(experiment)
     jobs = make_jobs(experiment, protocol, sets, budget, seeds, epochs, max_minutes,
@@ -361,14 +367,19 @@ def reproduce(experiment: str, out: str | Path, protocol: str = "canonical",
                      else None)
         return rows
     with sweep_folder(out, "reproduction", {"experiment": experiment}):
-        write_json(out / "plan.json", {
+        write_plan(out, {
             "experiment": experiment, "protocol": protocol, "sets": list(sets),
             "budget": budget, "recipe": recipe_name, "seeds": seeds,
             "bounds": [list(b) for b in bounds], "command": command, "backend": backend,
             "workers": workers, "threads_per_job": threads,
             "jobs": [{"id": j.id, **j.settings(), "meta": j.meta} for j in jobs]})
+        logged: dict[str, Any] = {"tensorboard": True} if tensorboard else {}
+        if tensorboard and tensorboard_every is not None:
+            logged["tensorboard_every"] = tensorboard_every
         results = run_jobs(jobs, out, workers=workers, backend=backend, threads=threads,
-                           data_dir=data_dir, slurm=slurm, bounds=bounds)
+                           data_dir=data_dir, slurm=slurm, bounds=bounds,
+                           keep_checkpoints=keep_checkpoints, log_options=logged,
+                           progress=progress)
         rows = [result_row(j, results[j.id]) for j in jobs]
         curves = {j.id: RunDirectory(j.run_dir(out)).metrics() for j in jobs}
         write_report(out, experiment, rows, curves, command)

@@ -54,14 +54,17 @@ class ModelConfig:
 
     x_dim: int = 88  # data dimension (set from the data)
     emission: str = "bernoulli"  # bernoulli, made, nade (binary x); gauss, gmm, ar-rnn,
-    # delta-random (real x)
-    mixtures: int = 5  # components of a gmm emission (of each unit of ar-rnn, delta-random)
+    # delta-random (real x); pen (handwriting: pen lift, dx, dy), mixed (binary and real columns)
+    mixtures: int = 5  # components of a gmm emission (of each unit of ar-rnn, delta-random; of
+    # the pen emission's bivariate mixture)
     ar_order: str = "ascending"  # made, nade, ar-rnn: order of x_t's values (descending,
     # random:SEED); delta-random: its split, random:SEED (ascending stands for random:0)
     ar_hidden: int = 0  # made, nade, ar-rnn, delta-random: hidden units (0: the emission's
     # default, 500 / 100 / 128 / 500)
     ar_layers: int = 1  # made: masked hidden layers; ar-rnn: GRU layers; delta-random: MLP layers
     ar_chunk: int = 0  # ar-rnn: values per chunk (0: ceil(x_dim / 10), 20 for speech frames)
+    binary_columns: list[int] = field(default_factory=list)  # mixed: the Bernoulli columns of
+    # x_t (the others are Gaussian); set from the data when unset
     activation: str = "clipped_leaky_relu"
     init: str = "paper"  # "paper" (Glorot-normal, orthogonal GRUs) or "torch" (PyTorch defaults)
 

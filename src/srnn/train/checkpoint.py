@@ -1,5 +1,12 @@
 """Checkpoints that load with ``torch.load(..., weights_only=True)``, written atomically, and
-:class:`TrainingState`, what one holds."""
+:class:`TrainingState`, what one holds.
+
+While a run trains, its checkpoints hold everything that resumes it exactly. Once it has
+finished, evaluation and sampling read only the weights and the settings: :func:`shrink_state`
+drops the entries that only resumption reads (:data:`RESUME_ONLY`: the optimiser's moments,
+twice the weights' size with Adam, and the random-number states), which is what
+:meth:`srnn.train.run_dir.RunDirectory.shrink_checkpoints` keeps of ``best.pt``.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ from srnn.train.objectives import EpochSums
 
 BEST = "best.pt"
 LAST = "last.pt"
+# The entries of a checkpoint that only resuming training reads; a shrunk checkpoint lacks them.
+RESUME_ONLY = ("optimizer", "torch_rng", "cuda_rng", "numpy_rng", "partial")
 
 
 def previous_path(path: str | os.PathLike[str]) -> Path:
@@ -66,6 +75,18 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not an srnn checkpoint (no 'model' entry)")
     return state
+
+
+def shrink_state(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` without the entries that only resume training (:data:`RESUME_ONLY`): the
+    weights, the settings (``config``) and the progress figures stay, so evaluation, sampling
+    and tuning read it as before."""
+    return {k: v for k, v in state.items() if k not in RESUME_ONLY}
+
+
+def is_resumable(state: dict[str, Any]) -> bool:
+    """Whether training can resume from checkpoint ``state`` (it holds the optimiser)."""
+    return "optimizer" in state
 
 
 @dataclass
@@ -134,6 +155,9 @@ class TrainingState:
 
     @classmethod
     def from_checkpoint(cls, s: dict[str, Any]) -> TrainingState:
+        if not is_resumable(s):
+            raise CheckpointError("the checkpoint holds the weights only (shrunk when its run "
+                                  "finished), not the optimiser state that resumes training")
         partial = s.get("partial")
         progress = Progress(
             epoch=int(s["epoch"]), step=int(s["step"]), best_valid=float(s["best_valid"]),

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from srnn.data.registry import takes_options
 from srnn.errors import ConfigError
 from srnn.models import MODELS, model_fields
 from srnn.nn.emissions import EMISSIONS
@@ -107,6 +108,10 @@ AR_ORDER = Allowed(
     lambda v: isinstance(v, str) and (v in ("ascending", "descending") or (
         v.startswith("random:") and v[7:].strip().lstrip("-").isdigit())))
 ACTIVATIONS = ("clipped_leaky_relu", "relu", "tanh", "identity")  # srnn.nn.layers.activation
+COLUMNS = Allowed(  # the mixed emission's binary columns; which exist is checked with the data
+    "a list of distinct column numbers (integers >= 0)",
+    lambda v: isinstance(v, list | tuple) and all(_integer(c) and c >= 0 for c in v)
+    and len(set(v)) == len(v))
 
 
 def option(default: Any, allowed: Allowed) -> Any:
@@ -158,6 +163,13 @@ class TrainConfig:
     # with a non-finite loss or gradient (each one is skipped: no update)
     transpose: int = option(0, COUNT)  # > 0: each training window of a piano roll moved by a
     # random shift of at most this many semitones (pitch-shift augmentation; 0: off)
+    keep_checkpoints: bool = option(False, FLAG)  # keep the resumable state when the run ends
+    # (last.pt, last.prev.pt, best.pt's optimiser and RNG states); off: a finished run keeps
+    # best.pt's weights and settings only (srnn.train.run_dir.RunDirectory.shrink_checkpoints)
+    tensorboard: bool = option(False, FLAG)  # log to TensorBoard in RUN_DIR/tensorboard/
+    # (srnn.train.tensorboard; pip install 'srnn[tensorboard]')
+    tensorboard_every: int = option(10, POSITIVE_INT)  # with tensorboard: a sample's image and
+    # audio every this many epochs
 
     @classmethod
     def rules(cls) -> dict[str, Allowed]:
@@ -187,9 +199,40 @@ MODEL_OPTIONS: dict[str, Allowed] = {
     "dropout": DROPOUT,
     "aux_weight": NON_NEGATIVE,  # 0: no auxiliary cost
     "min_std": POSITIVE,
+    "binary_columns": COLUMNS,
     **dict.fromkeys(("smoothing", "res_q", "two_networks", "prev_input", "independent_prior"),
                     FLAG),
 }
+
+
+def _fractions(v: Any) -> bool:
+    return isinstance(v, list | tuple) and len(v) == 3 and all(_finite(f) and f > 0 for f in v) \
+        and math.isclose(sum(v), 1.0, abs_tol=1e-6)
+
+
+# What each option of a data set built with options allows: a folder of MIDI files
+# (srnn.data.midi_folder.FOLDER_OPTIONS, which lists the same names with their defaults).
+DATA_OPTIONS: dict[str, Allowed] = {
+    "steps_per_beat": POSITIVE_INT,
+    "step_seconds": POSITIVE,
+    "transpose_to_c": FLAG,
+    "splits": Allowed("three positive fractions (train, valid, test) that add up to 1",
+                      _fractions),
+    "split_seed": SEED,
+}
+
+
+def check_data_options(dataset: str, options: dict[str, Any]) -> None:
+    """Refuse a value that a data option does not allow, an unknown data option, and options
+    for a data set that takes none (every set but a folder of MIDI files)."""
+    for name, value in options.items():
+        if name not in DATA_OPTIONS:
+            raise ConfigError(f"unknown data option {name!r}; the options of a folder of MIDI "
+                              f"files are {', '.join(DATA_OPTIONS)}")
+        DATA_OPTIONS[name].check(name, value)
+    if options and not takes_options(dataset):
+        raise ConfigError(f"{', '.join(flag(k) for k in options)}: options of a folder of MIDI "
+                          f"files, but data set {dataset!r} is not one")
 
 
 def check_model_options(model: str, options: dict[str, Any]) -> None:
@@ -204,8 +247,12 @@ def check_model_options(model: str, options: dict[str, Any]) -> None:
         raise ConfigError(f"model {model!r} has no option(s) {', '.join(bad)}")
 
 
-# Stopping rules and the machine rather than settings of the run: a resumed run may change them.
-EXTENDABLE = ("epochs", "max_minutes", "device")
+# What is logged of a run, not what it computes: a resumed run, or a job of a sweep, may change
+# them (they are not in a job's id, see srnn.experiments.jobs).
+LOG_OPTIONS = ("tensorboard", "tensorboard_every")
+# Stopping rules, the machine, what is kept on disk and what is logged rather than settings of
+# the run: a resumed run may change them.
+EXTENDABLE = ("epochs", "max_minutes", "device", "keep_checkpoints", *LOG_OPTIONS)
 
 
 @dataclass
@@ -224,17 +271,20 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     data_dir: str | None = None
     flat: bool = False
+    data_options: dict[str, Any] = field(default_factory=dict)  # a MIDI folder's grid,
+    # transposition, splits and seed (DATA_OPTIONS); {} for the other sets
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "model": self.model,
                 "model_options": self.model_options, "train": asdict(self.train),
-                "data_dir": self.data_dir, "flat": self.flat}
+                "data_dir": self.data_dir, "flat": self.flat, "data_options": self.data_options}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         return cls(dataset=d["dataset"], model=d["model"], model_options=d["model_options"],
                    train=TrainConfig(**d["train"]), data_dir=d.get("data_dir"),
-                   flat=bool(d.get("flat", False)))  # configs from before the flat view
+                   flat=bool(d.get("flat", False)),  # configs from before the flat view
+                   data_options=dict(d.get("data_options") or {}))  # ... before data options
 
     def validate(self) -> RunConfig:
         """Check every setting before any work (:class:`OptionError` or :class:`ConfigError`
@@ -242,6 +292,7 @@ class RunConfig:
         TEXT.check("dataset", self.dataset)
         TEXT.check("data_dir", self.data_dir)
         FLAG.check("flat", self.flat)
+        check_data_options(self.dataset, self.data_options)
         check_model_options(self.model, self.model_options)
         self.train.validate()
         return self
@@ -249,7 +300,7 @@ class RunConfig:
 
 # The sections of config.json (RunConfig.to_dict) that hold options; an option file may use
 # them too, or give every option at its top level.
-SECTIONS = ("model_options", "train")
+SECTIONS = ("model_options", "train", "data_options")
 
 
 def read_options_file(path: str | Path) -> dict[str, Any]:

@@ -23,23 +23,24 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from srnn.data import SequenceDataset, load_dataset
 from srnn.data.batching import Batch, lane_streams, stream_batches, training_batches, windows
-from srnn.data.card import data_card
+from srnn.data.card import DataCard, data_card, data_options
 from srnn.data.flat import flatten_dataset
 from srnn.data.sequences import Modality, Split
 from srnn.errors import ConfigError, TrainingError
 from srnn.evaluate import evaluate_elbo
 from srnn.models import MODELS, SequenceModel, build_model
-from srnn.nn.emissions import check_emission_fits
+from srnn.nn.emissions import check_emission_fits, column_options
+from srnn.progress import progress_bar
 from srnn.train import distributed
 from srnn.train.checkpoint import BEST, LAST, EpochProgress, Progress, TrainingState
 from srnn.train.config import EXTENDABLE, RunConfig, TrainConfig
 from srnn.train.objectives import EpochSums, make_objective
-from srnn.train.run_dir import CONFIG, RunDirectory
+from srnn.train.run_dir import CONFIG, DONE, TENSORBOARD, RunDirectory
 from srnn.train.schedules import KLAnnealing, LRSchedule
+from srnn.train.tensorboard import MediaRenderer, NullBoard, TrainingBoard, require
 
 log = logging.getLogger("srnn.train")
 
@@ -55,7 +56,7 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> RunConfig:
 def prepare_data(cfg: RunConfig) -> SequenceDataset:
     """The run's data: its data set, cut to ``train.subset`` sequences, in the flat view
     (:func:`srnn.data.flat.flatten_dataset`) when ``cfg.flat``."""
-    data = load_dataset(cfg.dataset, cfg.data_dir)
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.data_options)
     n = cfg.train.subset
     if n:
         for s in ("train", "valid", "test"):
@@ -113,10 +114,14 @@ def build_from_config(cfg: RunConfig, data: SequenceDataset) -> SequenceModel:
     options = dict(cfg.model_options)
     options.setdefault("x_dim", data.dim)
     if not data.binary:
-        options.setdefault("emission", "gauss")
+        options.setdefault("emission", data.emission or "gauss")
     try:
         check_emission_fits(options.get("emission", "bernoulli"), data.binary,
                             f"data set {cfg.dataset!r}")
+        # pen, mixed: the data's 0/1 columns (every column of a binary set)
+        options.update(column_options(
+            options.get("emission", "bernoulli"), options, data.dim,
+            range(data.dim) if data.binary else data.binary_columns, f"data set {cfg.dataset!r}"))
     except ValueError as e:
         raise ConfigError(str(e)) from e
     if cfg.model not in MODELS:
@@ -166,7 +171,9 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike[str],
                  data: SequenceDataset | None = None, progress: bool | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, media: MediaRenderer | None = None) -> None:
+        if cfg.train.tensorboard:
+            require()  # before any work: a missing TensorBoard is one line
         self.cfg, self.tc = cfg, cfg.train
         self.data = data if data is not None else prepare_data(cfg)
         if self.data.flat != cfg.flat:
@@ -183,11 +190,15 @@ class Trainer:
         check_augmentation(self.tc, self.data, cfg.dataset)
         self.model = build_from_config(cfg, self.data).to(self.device)
         cfg.model_options = self.model.config.to_dict()  # every option, defaults included
+        cfg.data_options = data_options(self.data) or cfg.data_options  # likewise (a folder's)
         self.objective = self.procs.wrap(objective, self.model)
         self.opt = make_optimiser(self.model, self.tc)
         self.rng = np.random.default_rng(self.tc.seed)
         self.show_progress = progress
         self.overwrite = overwrite
+        self.media = media  # what a sample looks and sounds like in TensorBoard
+        self.board: NullBoard = NullBoard()  # the TensorBoard log while fit() trains
+        self.grad_norm: Tensor | None = None  # of the last update, before clipping
         # KL annealing over kl_epochs and the cosine over the run's epochs, in updates: epochs
         # x the mean updates of an epoch.
         per_epoch = updates_per_epoch(self.data.train, self.tc)
@@ -202,6 +213,7 @@ class Trainer:
             raise ConfigError(f"--lr-schedule: {e}") from e
         self.progress = Progress()
         self.resuming = False  # resume() was called: the folder's run is continued
+        self.epochs_trained = 0  # epochs fit() has trained in this process
         self.stop_requested = False
 
     @property
@@ -225,9 +237,19 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue the run in ``run_dir`` from its ``last.pt``; returns whether there was one
-        (without, the run starts afresh in that folder)."""
+        (without, the run starts afresh in that folder). A finished run without one (its
+        checkpoints shrunk when it ended, see ``keep_checkpoints``) cannot be continued: a
+        :class:`~srnn.errors.ConfigError` says so and how to train on."""
         self.resuming = True
         if not self.run.has_checkpoint(LAST):
+            if self.run.status == DONE:
+                raise ConfigError(
+                    f"{self.run_dir} is a finished run without {LAST}: its checkpoints were "
+                    "shrunk when it ended (best.pt keeps the weights, not the optimiser and "
+                    "random states that resume training exactly), so it cannot be continued. "
+                    "It still evaluates and samples; to train longer, start a new run, e.g. "
+                    f"`srnn train --config {self.run_dir / CONFIG} --epochs N --out NEW_DIR`, "
+                    "with --keep-checkpoints to keep that one resumable after it ends")
             return False
         s = TrainingState.from_checkpoint(self.run.load_checkpoint(LAST))
         self.model.load_state_dict(s.model)
@@ -267,15 +289,19 @@ class Trainer:
         per_step = self.data.train.steps_per_step  # model steps per reported step (flat: D)
         carry = partial.carry if partial else None
         done = partial.batch if partial else 0
-        bar = tqdm(batches, desc=f"epoch {p.epoch}", leave=False, unit="batch",
-                   disable=None if self.show_progress is None else not self.show_progress)
+        bar = progress_bar(batches, desc=f"epoch {p.epoch}", leave=False, unit="batch",
+                           enabled=self.show_progress)
         for i, batch in enumerate(bar):
             if i < done:
                 continue
             w = self.kl(p.step)
-            self._set_lr()
+            lr = self._set_lr()
+            t0 = time.perf_counter()
             out = self.objective(self.model, batch.to(self.device), carry, w)
-            if self._update(out.loss):
+            made = self._update(out.loss)
+            self.board.update(p.step, out if made else None, w, lr, self.grad_norm, p.skipped,
+                              time.perf_counter() - t0)
+            if made:
                 sums.add(out)
                 carry = out.carry if carries else None
                 if sums.steps:
@@ -315,6 +341,7 @@ class Trainer:
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm)
             bad = None if torch.isfinite(norm) else "gradient"
+            self.grad_norm = norm
         self.progress.step += 1
         if bad:
             self._skip_batch(bad)
@@ -356,8 +383,14 @@ class Trainer:
         """Train until ``epochs``, early stopping or ``max_minutes``; then test the best model.
 
         A new run refuses a folder that holds another (unless ``overwrite``); while it trains,
-        the process holds the run's lock."""
+        the process holds the run's lock. Once tested, the run's checkpoints are shrunk to
+        ``best.pt``'s weights and settings (see
+        :meth:`~srnn.train.run_dir.RunDirectory.shrink_checkpoints`) unless
+        ``keep_checkpoints``, or unless it is a finished run resumed with nothing more to
+        train: that one is tested again and keeps its checkpoints (``srnn shrink`` shrinks
+        it)."""
         with self.run.lock(), _stop_on_signals(self):
+            finished_before = self.resuming and self.run.status == DONE
             if self.resuming:  # drop the lines of epochs the checkpoint does not hold
                 self.run.keep_metrics_through(self.progress.epoch)
             else:
@@ -365,7 +398,34 @@ class Trainer:
             self.procs.barrier()  # every process has checked the folder before it is written
             self.run.write_config(self.cfg)
             self.run.write_data_card(data_card(self.data))
-            return self._fit()
+            with self._tensorboard():
+                results = self._fit()
+            # finished: keep what evaluation reads, unless this process trained nothing of
+            # a run that had finished already (a --resume asking for nothing more)
+            if not self.tc.keep_checkpoints and (self.epochs_trained or not finished_before):
+                self.run.shrink_checkpoints()
+            return results
+
+    @contextmanager
+    def _tensorboard(self) -> Iterator[None]:
+        """While :meth:`fit` trains, ``self.board`` is the run's TensorBoard log with
+        ``tensorboard`` (:mod:`srnn.train.tensorboard`; written by the first process only, and
+        a resumed run hides what was logged after its checkpoint), else a board that logs
+        nothing."""
+        if not (self.tc.tensorboard and self.procs.main):
+            yield
+            return
+        step = self.progress.step
+        self.board = TrainingBoard(
+            self.run.file(TENSORBOARD), bound=self.tc.objective,
+            has_parts=self.objective.has_parts, steps_per_step=self.data.train.steps_per_step,
+            every=self.tc.tensorboard_every, card=DataCard.of(self.data), seed=self.tc.seed,
+            render=self.media, purge_step=step + 1 if self.resuming and step else None)
+        try:
+            yield
+        finally:
+            self.board.close()
+            self.board = NullBoard()
 
     def _fit(self) -> dict[str, Any]:
         p = self.progress
@@ -376,10 +436,14 @@ class Trainer:
                          "`srnn train --resume --out %s`", p.epoch, self.run_dir / LAST,
                          self.run_dir)
                 raise KeyboardInterrupt
-            if self.tc.max_minutes and p.elapsed > 60 * self.tc.max_minutes:
+            # An epoch begun within the budget is finished, as by an uninterrupted run: a run
+            # stopped inside it resumes to its end even if the budget is spent by then.
+            if (self.tc.max_minutes and p.elapsed > 60 * self.tc.max_minutes
+                    and p.partial is None):
                 log.info("time budget of %.1f min reached", self.tc.max_minutes)
                 break
             p.epoch += 1
+            self.epochs_trained += 1
             self._set_lr()
             t0 = time.perf_counter()
             tr = self._train_epoch()
@@ -399,9 +463,11 @@ class Trainer:
                     "kl_weight": self.kl(p.step), "lr": lr,
                     "skipped_batches": tr["skipped"],
                     "seconds": time.perf_counter() - t0, "elapsed": p.elapsed}
-            # The line first, then the checkpoint: a run killed in between resumes from the
-            # previous checkpoint and drops the line (see fit), so no epoch is lost or doubled.
+            # The line and its TensorBoard events (flushed) first, then the checkpoint: a run
+            # killed in between resumes from the previous checkpoint and drops the line (see
+            # fit) and the events after it (purge_step), so no epoch is lost or doubled.
             self.run.append_metrics(line)
+            self.board.epoch(p.step, line, self.model)
             self._save(LAST, keep_previous=True)
             self.procs.barrier()  # the others read best.pt at the end
             log.info("epoch %3d  train %s  valid %.4f%s  kl_w %.2f  lr %.2e  %.1fs%s",
@@ -409,6 +475,14 @@ class Trainer:
                      va["elbo_per_step"], " *" if improved else "", line["kl_weight"], lr,
                      line["seconds"],
                      f"  ({tr['skipped']} batches skipped)" if tr["skipped"] else "")
+        if p.partial is not None:
+            # Resumed inside an epoch its stopping rules no longer reach (--epochs lowered
+            # below it): the run ends at the epochs it finished, and last.pt says so, so the
+            # finished run is not taken for a stopped resumption.
+            log.info("%s: the interrupted epoch %d is past the run's --epochs %d; it ends "
+                     "after epoch %d", self.run_dir, p.epoch + 1, self.tc.epochs, p.epoch)
+            p.partial = None
+            self._save(LAST, keep_previous=True)
         return self.test()
 
     def test(self, split: str = "test") -> dict[str, Any]:
@@ -461,26 +535,46 @@ def train(dataset: str, out: str | os.PathLike[str], model: str = "srnn",
           data_dir: str | os.PathLike[str] | None = None, resume: bool = False,
           progress: bool | None = None, overwrite: bool = False,
           model_options: dict[str, Any] | None = None, flat: bool = False,
+          media: MediaRenderer | None = None, data_options: dict[str, Any] | None = None,
           **train_options: Any) -> dict[str, Any]:
     """Train ``model`` on ``dataset`` into run directory ``out``; return the test results.
 
     ``model_options`` set the model's config (e.g. ``{"z_dim": 50, "smoothing": False}``);
-    ``flat`` trains on the flat view of the data (see :class:`RunConfig`); other keywords set
-    :class:`TrainConfig` fields (e.g. ``epochs=5``). A folder that holds a run is refused
-    unless ``resume`` (continue it from ``last.pt``) or ``overwrite`` (replace it).
+    ``flat`` trains on the flat view of the data (see :class:`RunConfig`); ``data_options``
+    build the data set (a MIDI folder's grid, transposition, splits and seed: e.g.
+    ``{"steps_per_beat": 2, "split_seed": 3}``, recorded in ``config.json`` and ``data.json``
+    so that evaluating and resuming rebuild the same splits); other keywords set
+    :class:`TrainConfig` fields (e.g. ``epochs=5``; ``keep_checkpoints=True`` keeps the run
+    resumable after it ends). A folder that holds a run is refused unless ``resume`` (continue
+    it from ``last.pt``) or ``overwrite`` (replace it). Resuming a finished run whose
+    checkpoints were shrunk returns its results as they stand; asked to extend ``epochs`` or
+    ``max_minutes``, it raises a :class:`~srnn.errors.ConfigError` (it has no state to resume
+    from exactly). Resuming a finished run that kept its checkpoints, asking for nothing more,
+    tests it again and leaves its checkpoints as they are. ``tensorboard=True`` logs the run
+    to TensorBoard (:mod:`srnn.train.tensorboard`), with a sample every ``tensorboard_every``
+    epochs drawn by ``media`` (e.g. :func:`srnn.sampling.sample_media`, what ``srnn train``
+    passes; without it, the scalars only).
     """
     cfg = RunConfig(dataset=dataset, model=model, model_options=dict(model_options or {}),
                     train=TrainConfig(**train_options),
-                    data_dir=str(data_dir) if data_dir else None, flat=flat)
+                    data_dir=str(data_dir) if data_dir else None, flat=flat,
+                    data_options=dict(data_options or {}))
     run = RunDirectory(out)
     if resume and run.holds_config():
         # The saved settings win; only the stopping rules may be extended on resume.
         saved = run.config()
+        extends = any(key in train_options and train_options[key] != getattr(saved.train, key)
+                      for key in ("epochs", "max_minutes"))
         for key in EXTENDABLE:
             if key in train_options:
                 setattr(saved.train, key, train_options[key])
         cfg = saved
-    trainer = Trainer(cfg, out, progress=progress, overwrite=overwrite)
+        if run.status == DONE and not run.has_checkpoint(LAST) and not extends:
+            # Finished and shrunk, and asked for nothing more: its results stand (asked to
+            # train on, Trainer.resume says why it cannot).
+            log.info("%s: the run has finished; its results stand", out)
+            return run.results()
+    trainer = Trainer(cfg, out, progress=progress, overwrite=overwrite, media=media)
     if resume:
         trainer.resume()
     return trainer.fit()

@@ -6,14 +6,17 @@ run directory (``config.json``, ``data.json``, ``best.pt``, ``results.json``: ``
 
 - ``tuning.json``: the settings (source run, rewards and weights, KL weight c, updates, ...);
 - ``tuning.jsonl``: one line per update: each reward term, the total reward, the KL estimate
-  per step, the objective, the baseline, the gradient norm;
+  per step, the objective, the baseline, the gradient norm (and with ``data_weight`` > 0 the
+  data anchor's ELBO per step of training windows, :class:`DataAnchor`);
 - ``tune.pt``: the resumable state (policy, optimiser, update count), every
   ``checkpoint_every`` updates; a killed tuning resumes from it when run again;
 - ``before_after.json`` / ``before_after.md``: each reward term, the tuned model's test ELBO
   and IWAE under the data against the pretrained model's, and sample statistics of both against
   the test set;
 - ``samples/``: MIDI (and WAV) of tuned and pretrained samples; ``tuning.png``: the rewards and
-  the KL against updates.
+  the KL against updates;
+- ``tensorboard/``: with ``tensorboard``, each line of ``tuning.jsonl`` as TensorBoard scalars
+  (:mod:`srnn.train.tensorboard`).
 
 The estimator and its assumptions: :mod:`srnn.tuning.policy` and ``docs/tuning.md``.
 """
@@ -21,6 +24,7 @@ The estimator and its assumptions: :mod:`srnn.tuning.policy` and ``docs/tuning.m
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -32,13 +36,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from srnn.data.sequences import Modality
+from srnn.data.sequences import Modality, Split
 from srnn.errors import ConfigError
 from srnn.io import atomic_write, write_json
 from srnn.models import SequenceModel
+from srnn.progress import progress_bar
 from srnn.train.checkpoint import BEST, load_checkpoint, save_checkpoint
 from srnn.train.config import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Allowed
-from srnn.train.run_dir import RunDirectory
+from srnn.train.run_dir import TENSORBOARD, RunDirectory
+from srnn.train.tensorboard import Board, NullBoard, require
 from srnn.tuning.policy import PathSample, sample_paths, surrogate
 from srnn.tuning.rewards import (
     RewardContext,
@@ -60,7 +66,7 @@ TUNE_OPTIONS: dict[str, Allowed] = {
     "kl_weight": NON_NEGATIVE, "updates": POSITIVE_INT, "batch": POSITIVE_INT,
     "length": POSITIVE_INT, "voices": POSITIVE_INT, "lr": POSITIVE, "clip": POSITIVE,
     "seed": SEED, "eval_num": POSITIVE_INT, "iwae_samples": COUNT, "write": COUNT,
-    "checkpoint_every": POSITIVE_INT}
+    "checkpoint_every": POSITIVE_INT, "data_weight": NON_NEGATIVE, "data_batch": POSITIVE_INT}
 
 
 def draw(policy: SequenceModel, prior: SequenceModel, num: int, steps: int,
@@ -86,15 +92,21 @@ def tune(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
          voices: int = 4, clip: float = 1.0, seed: int = 0, eval_num: int = 64,
          iwae_samples: int = 100, write_num: int = 4, wav: bool = False,
          data_dir: str | None = None, checkpoint_every: int = 50,
-         progress: bool | None = None) -> dict[str, Any]:
+         progress: bool | None = None, tensorboard: bool = False, data_weight: float = 0.0,
+         data_batch: int = 32) -> dict[str, Any]:
     """Tune the best model of ``run_dir`` into ``out`` (see the module docstring); returns
-    the before/after summary."""
+    the before/after summary. ``progress``: the bar of updates
+    (:func:`srnn.progress.progress_bar`); ``tensorboard``: log every update to TensorBoard in
+    ``out/tensorboard/``."""
+    if tensorboard:
+        require()  # before any work: a missing TensorBoard is one line
     from srnn.sampling import read_primer
 
     given = {"kl_weight": kl_weight, "updates": updates, "batch": batch, "length": length,
              "voices": voices, "lr": lr, "clip": clip, "seed": seed, "eval_num": eval_num,
              "iwae_samples": iwae_samples, "write": write_num,
-             "checkpoint_every": checkpoint_every}
+             "checkpoint_every": checkpoint_every, "data_weight": data_weight,
+             "data_batch": data_batch}
     for name, allowed in TUNE_OPTIONS.items():
         allowed.check(name, given[name])
     src = RunDirectory(run_dir)
@@ -126,6 +138,10 @@ def tune(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                 "lr": lr, "voices": voices, "clip": clip, "seed": seed,
                 "key": None if ctx.tonic is None else [ctx.tonic, ctx.mode],
                 "objective": "E[R(x)] - kl_weight * KL(pi || p0) per time step"}
+    if data_weight > 0:  # the data anchor (only then in the settings: older tunings resume)
+        settings.update(data_weight=data_weight, data_batch=data_batch,
+                        objective="E[R(x)] - kl_weight * KL(pi || p0) per time step "
+                                  "+ data_weight * ELBO of training windows per time step")
 
     dst = RunDirectory(out)
     opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=lr)
@@ -151,11 +167,19 @@ def tune(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
             dst.write_data_card(src.data_card())
             dst.file(CURVES).unlink(missing_ok=True)
         write_json(dst.file(SETTINGS), settings)
+    from srnn.train.trainer import prepare_data
 
-    from tqdm.auto import tqdm
+    # The run's data, read once (the data anchor's training windows, the before/after test
+    # figures); --data-dir says where they are now, not part of the tuned run's settings.
+    data = prepare_data(dataclasses.replace(cfg, data_dir=data_dir) if data_dir else cfg)
+    anchor = DataAnchor(data.split("train"), cfg.train.window, data_batch, seed) \
+        if data_weight > 0 else None
 
-    bar = tqdm(total=updates, initial=done, desc="tune", unit="update",
-               disable=None if progress is None else not progress)  # None: off without a tty
+    bar = progress_bar(total=updates, initial=done, desc="tune", unit="update",
+                       enabled=progress)
+    # A resumed tuning hides the events its stopped process logged after the saved state.
+    board = (Board(dst.file(TENSORBOARD), purge_step=done + 1 if done else None)
+             if tensorboard else NullBoard())
     params = [p for p in policy.parameters() if p.requires_grad]
     for u in range(done, updates):
         t0 = time.perf_counter()
@@ -164,7 +188,12 @@ def tune(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
         scores = score_rolls(paths.x.detach().cpu().numpy(), terms, ctx)
         obj = surrogate(paths, torch.as_tensor(scores["total"]), kl_weight)
         opt.zero_grad(set_to_none=True)
-        obj.loss.backward()
+        loss = obj.loss
+        data_elbo = None
+        if anchor is not None:
+            data_elbo = anchor.elbo_per_step(policy, u)
+            loss = loss - data_weight * data_elbo
+        loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
         opt.step()
         line = {"update": u + 1, "rewards": _means({k: v for k, v in scores.items()
@@ -173,22 +202,53 @@ def tune(run_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                 "kl_per_step": float(obj.kl_per_step.mean()),
                 "objective": float(obj.objective.mean()),
                 "baseline": float(obj.baseline.mean()), "grad_norm": grad_norm,
+                **({} if data_elbo is None else {"data_elbo_per_step": float(data_elbo.detach())}),
                 "seconds": time.perf_counter() - t0}
         with open(dst.file(CURVES), "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
+        board.tuning(u + 1, line)
         bar.update(1)
         bar.set_postfix(reward=f"{line['reward']:.3f}", kl=f"{line['kl_per_step']:.3f}")
         if (u + 1) % checkpoint_every == 0 or u + 1 == updates:
             save_checkpoint(state_path, {"model": policy.state_dict(),
                                          "optimizer": opt.state_dict(), "update": u + 1})
     bar.close()
+    board.close()
     dst.save_checkpoint(BEST, {"model": policy.state_dict(), "tuned_from": str(run_dir),
                                "update": updates})
     summary, drawn = before_after(prior, policy, cfg, card, terms, ctx, roll, seed, eval_num,
-                                  length, iwae_samples, data_dir, dst)
+                                  length, iwae_samples, data, dst)
     write_samples(drawn, roll, write_num, card, dst, wav)
     plot_curves(dst)
     return summary
+
+
+class DataAnchor:
+    """The data term of the anchored objective: the one-sample ELBO per step of the policy
+    (its generative model and its inference network together) on windows of the run's own
+    training split, ``batch`` windows an update, in the run's window length. It keeps the tuned
+    model a model of the music it learned, measured the way the test ELBO measures it (the KL
+    term to p_0 only keeps its samples near p_0's). Update ``u``'s windows are fixed by the seed
+    and ``u``, so a resumed tuning repeats them."""
+
+    def __init__(self, train: Split, window: int, batch: int, seed: int) -> None:
+        from srnn.data.batching import windows
+
+        # The split cut into windows once (the first cut, fixed by the seed); each update draws
+        # its batch from them.
+        self.xs, self.us = windows(train, window, np.random.default_rng([seed, 0]))
+        self.batch, self.seed = min(batch, len(self.xs)), seed
+
+    def elbo_per_step(self, model: SequenceModel, update: int) -> torch.Tensor:
+        """The ELBO per unpadded step of update ``update``'s windows (differentiable)."""
+        from srnn.bounds.elbo import elbo_terms
+        from srnn.data.batching import pad_batch
+
+        rng = np.random.default_rng([self.seed, update + 1])
+        idx = rng.choice(len(self.xs), size=self.batch, replace=False)
+        b = pad_batch([self.xs[i] for i in idx], [self.us[i] for i in idx])
+        b = b.to(next(model.parameters()).device)
+        return elbo_terms(model, b).objective()  # (+ the model's auxiliary term, Z-forcing)
 
 
 def _keep_curves_through(path: Path, update: int) -> None:
@@ -219,7 +279,7 @@ def _samples(model: SequenceModel, prior: SequenceModel, roll: np.ndarray | None
 
 def before_after(prior: SequenceModel, policy: SequenceModel, cfg: Any, card: Any,
                  terms: list[RewardTerm], ctx: RewardContext, roll: np.ndarray | None,
-                 seed: int, num: int, length: int, iwae_samples: int, data_dir: str | None,
+                 seed: int, num: int, length: int, iwae_samples: int, data: Any,
                  dst: RunDirectory) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The pretrained and the tuned model side by side: rewards of ``num`` samples each, the
     KL estimate, test ELBO and IWAE, and sample statistics against the test set; written as
@@ -227,11 +287,6 @@ def before_after(prior: SequenceModel, policy: SequenceModel, cfg: Any, card: An
     samples of each model, (num, length, 88) by label."""
     from srnn.evaluate import evaluate_elbo, evaluate_particle_bound
     from srnn.music.stats import compare_statistics
-    from srnn.train.trainer import prepare_data
-
-    if data_dir:
-        cfg.data_dir = data_dir
-    data = prepare_data(cfg)
     test = data.split("test")
     out: dict[str, Any] = {"settings": json.loads(dst.file(SETTINGS).read_text()),
                            "samples": num, "length": length}
