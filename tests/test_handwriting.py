@@ -306,6 +306,22 @@ def test_the_normaliser_round_trips_through_the_data_card(corpus) -> None:
             read_card({**card, "normaliser": bad}, "iamondb:x", where="run/data.json")
 
 
+def test_a_tensorboard_sample_of_a_handwriting_run_is_a_drawing(corpus, monkeypatch) -> None:
+    import srnn.handwriting
+    from srnn.sampling import MEDIA_POINTS, sample_media
+
+    drawn = []
+    figure = srnn.handwriting.handwriting_figure
+    monkeypatch.setattr(srnn.handwriting, "handwriting_figure",
+                        lambda drawings, *a, **k: drawn.append(drawings) or figure(drawings))
+    card = DataCard.of(load_iamondb(corpus[0]))
+    torch.manual_seed(0)
+    media = sample_media(_tiny_pen("rnn").eval(), card)
+    assert media.kind == "handwriting" and media.audio is None  # not the grey value matrix
+    assert media.image.dtype == np.uint8 and media.image.ndim == 3 and media.image.shape[2] == 3
+    assert len(drawn) == 1 and sum(len(s) for s in next(iter(drawn[0].values()))) == MEDIA_POINTS
+
+
 # -- the pen emission ---------------------------------------------------------------------------
 
 def _pen(batch: tuple[int, ...] = (4, 5), K: int = 3, seed: int = 0) -> PenMixture:

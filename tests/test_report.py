@@ -205,3 +205,19 @@ def test_a_run_on_other_data_gets_its_results_curves_and_settings(tmp_path) -> N
     text = page.read_text(encoding="utf-8")
     assert "No figures or samples of this run (modality other)" in text
     assert "elbo_per_step" in text and "srnn train --config" in text
+
+
+def test_every_figure_of_an_evaluated_bound_is_in_the_results_table(tmp_path) -> None:
+    from srnn.evaluate import BOUND_SUFFIXES
+    from srnn.report_page import Page, _results_section
+    from srnn.train.run_dir import RunDirectory
+
+    page = Page(tmp_path, "run")
+    figures = {f"iwae_k8{s}": -1.5 for s in BOUND_SUFFIXES}  # srnn evaluate's keys
+    _results_section(page, RunDirectory(tmp_path), {"elbo_per_step": -2.0, **figures,
+                                                    "iwae_k8_seconds": 3.0})
+    main_table, rest = page.parts[2], "".join(page.parts[3:])
+    assert "iwae_k8_per_sequence" in main_table and "_per_sequence" in "".join(BOUND_SUFFIXES)
+    for key in figures:
+        assert key in main_table and key not in rest, key
+    assert "iwae_k8_seconds" in rest and "iwae_k8_seconds" not in main_table

@@ -200,6 +200,20 @@ def test_a_tuning_logs_each_reward_term_the_kl_and_the_baseline(tmp_path, data_d
                                                     abs=1e-7), tag
 
 
+def test_a_tuning_line_logs_every_number_it_holds(tmp_path):
+    board = Board(tmp_path)
+    line = {"update": 1, "rewards": {"key": 0.5}, "reward": 0.25, "kl_per_step": 0.1,
+            "objective": 0.2, "baseline": 0.0, "grad_norm": 1.5, "data_elbo_per_step": -3.0,
+            "seconds": 2.0, "note": "text"}
+    board.tuning(1, line)
+    board.close()
+    tags = set(events(tmp_path).Tags()["scalars"])
+    assert tags == {"tune/reward/key", "tune/reward", "tune/kl_per_step", "tune/objective",
+                    "tune/baseline", "tune/grad_norm", "tune/data_elbo_per_step",
+                    "tune/seconds"}  # the step (update) and text are not logged
+    assert series(events(tmp_path), "tune/data_elbo_per_step") == [(1, -3.0)]
+
+
 @pytest.mark.parametrize("command", [
     ["train", "--out", "{tmp}/run", "--tensorboard"],
     ["tune", "{tmp}/run", "--out", "{tmp}/tuned", "--tensorboard"],

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from srnn.columns import check_columns
 from srnn.data.download import DOWNLOADABLE
 from srnn.data.music import CANONICAL, FRACCARO
 from srnn.errors import ConfigError, SRNNError
@@ -49,7 +50,7 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                         "per-user cache directory)")
 
 
-def _fractions(text: str) -> list[float]:
+def _parse_fractions(text: str) -> list[float]:
     """``--splits 0.8,0.1,0.1``: numbers, comma-separated (their sum is checked with the run's
     options, :data:`srnn.train.config.DATA_OPTIONS`)."""
     try:
@@ -70,7 +71,7 @@ def _add_folder_options(p: argparse.ArgumentParser) -> None:
                    help="time steps of this many seconds instead of --steps-per-beat")
     g.add_argument("--transpose-to-c", action="store_true",
                    help="move each file to C major or C minor (duration-weighted key profile)")
-    g.add_argument("--splits", type=_fractions, default=None, metavar="TRAIN,VALID,TEST",
+    g.add_argument("--splits", type=_parse_fractions, default=None, metavar="TRAIN,VALID,TEST",
                    help="fractions of the files in train, valid and test (0.8,0.1,0.1)")
     g.add_argument("--split-seed", type=int, default=None,
                    help="seed of the permutation that splits the sorted files (0)")
@@ -128,16 +129,18 @@ def _add_no_progress(p: argparse.ArgumentParser) -> None:
                         "written as an occasional plain line where stderr is not one)")
 
 
-def _columns(text: str) -> list[int]:
-    """``--binary-columns 0,3``: column numbers (integers >= 0), comma-separated."""
+def _parse_columns(text: str) -> list[int]:
+    """``--binary-columns 0,3``: column numbers, comma-separated, checked by
+    :func:`srnn.columns.check_columns` (which exist is checked with the data)."""
     try:
         columns = [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected column numbers such as 0,3"
                                          ) from None
-    if any(c < 0 for c in columns) or len(set(columns)) != len(columns):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct column numbers >= 0")
-    return columns
+    try:
+        return list(check_columns(columns))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -166,7 +169,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mixtures", type=int,
                    help="components of a gmm emission, of each ar-rnn / delta-random unit, or "
                         "of the pen emission's bivariate mixture (5)")
-    g.add_argument("--binary-columns", type=_columns, metavar="C,C,...",
+    g.add_argument("--binary-columns", type=_parse_columns, metavar="C,C,...",
                    help="mixed: the columns of a step that are Bernoulli (0/1 in the data), "
                         "e.g. 0,3; the others are Gaussian (default: the columns the data "
                         "records as binary, else those holding only 0 and 1)")
@@ -478,7 +481,7 @@ def _parser(train_defaults: dict[str, Any] | None = None) -> argparse.ArgumentPa
     rpt.add_argument("--length", type=int, default=None,
                      help="steps per sample and continuation (default: the test piece's length)")
     rpt.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    rpt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_no_progress(rpt)
     _add_data_dir(rpt)
 
     co = sub.add_parser("compare", help="train several models under one protocol and tabulate",

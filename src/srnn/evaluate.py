@@ -16,6 +16,20 @@ from srnn.data.sequences import Split
 from srnn.models.base import SequenceModel
 from srnn.progress import progress_bar
 
+# The figures of a bound on a split, each the results key ``bound_key(...) + suffix``
+# (``elbo_per_step``, ``iwae_k100_mean_of_sequences``, ...): nats per reported step over the
+# whole split, the mean over sequences of each one's nats per step (the SRNN paper's code),
+# and nats per sequence.
+BOUND_SUFFIXES = ("_per_step", "_mean_of_sequences", "_per_sequence")
+
+
+def bound_figures(key: str, log_likelihood: np.ndarray, steps: np.ndarray) -> dict[str, float]:
+    """The :data:`BOUND_SUFFIXES` figures of the bound ``key`` from each sequence's bound
+    ``log_likelihood`` (nats) and its number of reported ``steps``."""
+    values = (log_likelihood.sum() / steps.sum(), np.mean(log_likelihood / steps),
+              log_likelihood.mean())
+    return {key + suffix: float(v) for suffix, v in zip(BOUND_SUFFIXES, values, strict=True)}
+
 
 @torch.no_grad()
 def evaluate_elbo(model: SequenceModel, split: Split, batch_size: int = 32, seed: int = 0,
@@ -53,11 +67,9 @@ def evaluate_elbo(model: SequenceModel, split: Split, batch_size: int = 32, seed
     total = float(n.sum())
     return {
         "bound": "exact" if model.z_dim == 0 else "elbo",  # the RNN's log-likelihood is exact
-        "elbo_per_step": float(e.sum() / total),
+        **bound_figures("elbo", e, n),
         "recon_per_step": float(r.sum() / total),
         "kl_per_step": float(k.sum() / total),
-        "elbo_mean_of_sequences": float(np.mean(e / n)),
-        "elbo_per_sequence": float(e.mean()),
         "steps": int(round(total)),
         "steps_per_step": split.steps_per_step,
         "sequences": len(n),
@@ -112,10 +124,7 @@ def evaluate_particle_bound(model: SequenceModel, split: Split, bound: str, samp
     ll, n, r = (torch.cat(v).numpy() for v in (lls, steps, resamples))
     per = n / split.steps_per_step  # reported (original) steps of each sequence
     key = bound_key(bound, samples)
-    out = {f"{key}_per_step": float(ll.sum() / per.sum()),
-           f"{key}_mean_of_sequences": float(np.mean(ll / per)),
-           f"{key}_per_sequence": float(ll.mean()),
-           f"{key}_seconds": time.perf_counter() - t0}
+    out = {**bound_figures(key, ll, per), f"{key}_seconds": time.perf_counter() - t0}
     if bound == "fivo":
         out[f"{key}_resampling_rate"] = float(r.sum() / n.sum())  # per model step
     return out

@@ -55,8 +55,10 @@ from tqdm import tqdm
 from srnn.data.card import DataCard
 from srnn.data.sequences import Modality, SequenceDataset
 from srnn.errors import ConfigError, DataError, SRNNError
+from srnn.evaluate import BOUND_SUFFIXES
 from srnn.io import atomic_write
 from srnn.models import SequenceModel
+from srnn.progress import progress_bar
 from srnn.train.checkpoint import BEST
 from srnn.train.run_dir import (
     CONFIG,
@@ -108,7 +110,8 @@ def report(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = No
            options: PageOptions | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Write the page of the run directory ``path``, or the index page of the folder of runs
     ``path`` with a page per run, into ``out`` (default ``path/report``); returns the page's
-    path and the files written. ``progress``: a progress bar (None: on a terminal only)."""
+    path and the files written. ``progress``: whether to draw progress bars (the ``enabled``
+    of :func:`srnn.progress.progress_bar`)."""
     opts = options or PageOptions()
     opts.check()
     path = Path(path)
@@ -155,7 +158,7 @@ def href(relative: str | PurePosixPath) -> str:
     return esc(quote(str(relative)))
 
 
-def _number(value: float) -> str:
+def _format_number(value: float) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{value:,.0f}" if value == int(value) and abs(value) >= 1e4 else f"{value:.6g}"
@@ -170,7 +173,7 @@ def cell(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 1e4 else str(value)
     if isinstance(value, float):
-        return _number(value)
+        return _format_number(value)
     if isinstance(value, list | dict):
         return json.dumps(value)
     return str(value)
@@ -320,7 +323,7 @@ def _csv_cell(text: str) -> str:
         value = float(text)
     except ValueError:
         return text
-    return text if re.fullmatch(r"-?\d+", text) else _number(value)
+    return text if re.fullmatch(r"-?\d+", text) else _format_number(value)
 
 
 @dataclass
@@ -415,8 +418,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _bar(total: int, desc: str, progress: bool | None, leave: bool = True) -> tqdm:
-    return tqdm(total=total, desc=desc, leave=leave, unit="file",
-                disable=None if progress is None else not progress)
+    """A run page's bar over the files it writes, under :mod:`srnn.progress`'s policy."""
+    return progress_bar(desc=desc, enabled=progress, total=total, unit="file", leave=leave)
 
 
 # -- a run's page --------------------------------------------------------------------------
@@ -471,7 +474,6 @@ def _safe(read: Callable[[], Any], default: Any, notes: list[str]) -> Any:
 RESULT_KEYS = ("elbo_per_step", "recon_per_step", "kl_per_step", "elbo_mean_of_sequences",
                "elbo_per_sequence", "valid_elbo_per_step", "bound", "split", "steps",
                "sequences", "epochs", "best_epoch", "parameters", "train_seconds")
-BOUND_SUFFIXES = ("_per_step", "_mean_of_sequences")  # srnn evaluate's IWAE and FIVO bounds
 
 
 def _results_section(page: Page, run: RunDirectory, results: dict[str, Any]) -> None:
@@ -479,6 +481,7 @@ def _results_section(page: Page, run: RunDirectory, results: dict[str, Any]) -> 
     if not results:
         page.note(f"No {RESULTS} yet: the run has not been tested (status: {run.status}).")
         return
+    # srnn evaluate's IWAE and FIVO figures (srnn.evaluate.bound_figures)
     bounds = sorted(k for k in results if k not in RESULT_KEYS and k.endswith(BOUND_SUFFIXES))
     main = [(k, results[k]) for k in (*RESULT_KEYS, *bounds) if k in results]
     page.text(f"Test figures of the best checkpoint ({RESULTS}), in nats per time step "
@@ -766,8 +769,7 @@ def write_index_page(folder: str | os.PathLike[str], runs: list[Path],
     if command:
         page.add(f"<p class=meta>Command: <code>{esc(command)}</code></p>")
     rows, links, written, failed = [], [], [], []
-    for run_dir in tqdm(runs, desc="runs", unit="run",
-                        disable=None if progress is None else not progress):
+    for run_dir in progress_bar(runs, desc="runs", enabled=progress, unit="run"):
         rel = PurePosixPath(run_dir.relative_to(folder).as_posix())
         target = out / RUNS / rel
         back = PurePosixPath(*[".."] * (len(rel.parts) + 1), PAGE)

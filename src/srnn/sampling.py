@@ -195,9 +195,11 @@ def write_speech(model: SequenceModel, card: DataCard, out: str | os.PathLike[st
 
 
 # What a sample in a TensorBoard log is (srnn.train.tensorboard): time steps of a music run,
-# seconds of a speech run, and the rate a piano roll's sound is synthesised at.
+# seconds of a speech run, pen points of a handwriting run (a text line has about 700), and
+# the rate a piano roll's sound is synthesised at.
 MEDIA_STEPS = 32
 MEDIA_SECONDS = 2.0
+MEDIA_POINTS = 300
 MEDIA_RATE = 16_000
 
 
@@ -208,12 +210,21 @@ def sample_media(model: SequenceModel, card: DataCard) -> SampleMedia:
     the draw): a piano roll of :data:`MEDIA_STEPS` steps drawn as ``srnn sample --png`` draws
     it, with its sound from the built-in synthesiser of :mod:`srnn.music.audio` (FluidSynth
     would start a process per sample); a speech run's :data:`MEDIA_SECONDS` seconds as a
-    waveform plot and its sound at the set's rate (as ``srnn sample`` writes it); any other
-    data, the sample's values as a grey image, without sound."""
+    waveform plot and its sound at the set's rate (as ``srnn sample`` writes it); a
+    handwriting run's :data:`MEDIA_POINTS` pen points drawn as strokes
+    (:func:`srnn.handwriting.handwriting_figure`, as ``srnn sample`` draws them), without
+    sound; any other data, the sample's values as a grey image, without sound."""
     from srnn.plots import figure_pixels, piano_rolls_figure, waveform_figure
     from srnn.train.tensorboard import SampleMedia
 
     k = card.steps_per_step
+    if card.modality == Modality.HANDWRITING and card.handwriting is not None:
+        from srnn.handwriting import handwriting_figure
+
+        strokes = card.handwriting.decode(generate_steps(model, 1, MEDIA_POINTS, k)[0])
+        image = figure_pixels(handwriting_figure({f"sample of {card.name}": strokes}))
+        return SampleMedia("handwriting", image, None, MEDIA_RATE,
+                           f"{MEDIA_POINTS} pen points")
     if card.modality == Modality.SPEECH and card.speech is not None:
         speech = card.speech
         frames = max(1, round(MEDIA_SECONDS * speech.rate / speech.frame_size))

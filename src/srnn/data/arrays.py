@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from srnn.columns import check_columns
 from srnn.data.grid import NO_GRID
 from srnn.data.npz import read_npz
 from srnn.data.sequences import Modality, SequenceDataset, Split
@@ -160,18 +161,16 @@ def binary_columns(sequences: dict[str, list[np.ndarray]], dim: int) -> tuple[in
 
 def _recorded_columns(a: np.ndarray, dim: int, binary: tuple[int, ...],
                       where: str) -> tuple[int, ...]:
-    """The ``binary_columns`` array of a file: distinct column numbers of 0..dim-1, each one
-    holding only 0 and 1 (``binary``)."""
+    """The ``binary_columns`` array of a file: distinct column numbers of 0..dim-1
+    (:func:`srnn.columns.check_columns`), each one holding only 0 and 1 (``binary``)."""
     check_kind(a, where, "iu")
     check_ndim(a, 1, where, "a 1-D array of column numbers")
-    columns = [int(c) for c in a.tolist()]
+    try:
+        columns = check_columns(a.tolist(), dim)
+    except ValueError as e:
+        raise DataError(f"{where}: {e}") from None
     for c in columns:
-        if not 0 <= c < dim:
-            raise DataError(f"{where}: column {c} is not a column of steps of {dim} values "
-                            f"(0..{dim - 1})")
         if c not in binary:
             raise DataError(f"{where}: column {c} holds values other than 0 and 1, expected a "
                             "binary column")
-    if len(set(columns)) != len(columns):
-        raise DataError(f"{where}: a column is named twice in {columns}")
-    return tuple(sorted(columns))
+    return columns

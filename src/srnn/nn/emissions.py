@@ -22,6 +22,7 @@ from torch.distributions import (
     Normal,
 )
 
+from srnn.columns import check_columns
 from srnn.nn.autoregressive import (
     MADE_HIDDEN,
     MADE_LAYERS,
@@ -38,7 +39,7 @@ from srnn.nn.autoregressive_real import (
     DeltaRandomEmission,
 )
 from srnn.nn.layers import GaussianHead, bounded_std
-from srnn.nn.pen import PEN_COLUMN, PEN_DIM, MixedEmission, PenEmission, check_columns
+from srnn.nn.pen import PEN_COLUMN, PEN_DIM, MixedEmission, PenEmission
 from srnn.nn.step_linear import StepLinear
 
 

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
+from srnn.columns import check_columns
 from srnn.nn.layers import GaussianHead
 from srnn.nn.step_linear import StepLinear
 
@@ -173,19 +174,6 @@ class PenEmission(nn.Module):
 
     def log_prob(self, h: Tensor, x: Tensor) -> Tensor:
         return self.distribution(h).log_prob(x)
-
-
-def check_columns(columns: Sequence[int], x_dim: int) -> tuple[int, ...]:
-    """The binary columns as a sorted tuple; a column outside 0..x_dim-1 or given twice is a
-    ``ValueError``."""
-    out = tuple(sorted(int(c) for c in columns))
-    bad = [c for c in out if not 0 <= c < x_dim]
-    if bad:
-        raise ValueError(f"binary column {bad[0]} is not a column of steps of {x_dim} values "
-                         f"(0..{x_dim - 1})")
-    if len(set(out)) != len(out):
-        raise ValueError(f"binary columns {list(columns)} name a column twice")
-    return out
 
 
 class MixedColumns(Distribution):

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from srnn.columns import check_columns
 from srnn.data.registry import takes_options
 from srnn.errors import ConfigError
 from srnn.models import MODELS, model_fields
@@ -110,8 +111,16 @@ AR_ORDER = Allowed(
 ACTIVATIONS = ("clipped_leaky_relu", "relu", "tanh", "identity")  # srnn.nn.layers.activation
 COLUMNS = Allowed(  # the mixed emission's binary columns; which exist is checked with the data
     "a list of distinct column numbers (integers >= 0)",
-    lambda v: isinstance(v, list | tuple) and all(_integer(c) and c >= 0 for c in v)
-    and len(set(v)) == len(v))
+    lambda v: isinstance(v, list | tuple) and _are_columns(v))
+
+
+def _are_columns(v: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether ``v`` passes :func:`srnn.columns.check_columns` (no number of values known)."""
+    try:
+        check_columns(v)
+    except ValueError:
+        return False
+    return True
 
 
 def option(default: Any, allowed: Allowed) -> Any:
@@ -205,7 +214,8 @@ MODEL_OPTIONS: dict[str, Allowed] = {
 }
 
 
-def _fractions(v: Any) -> bool:
+def _are_fractions(v: Any) -> bool:
+    """Whether ``v`` is three positive fractions that add up to 1 (``splits``)."""
     return isinstance(v, list | tuple) and len(v) == 3 and all(_finite(f) and f > 0 for f in v) \
         and math.isclose(sum(v), 1.0, abs_tol=1e-6)
 
@@ -217,7 +227,7 @@ DATA_OPTIONS: dict[str, Allowed] = {
     "step_seconds": POSITIVE,
     "transpose_to_c": FLAG,
     "splits": Allowed("three positive fractions (train, valid, test) that add up to 1",
-                      _fractions),
+                      _are_fractions),
     "split_seed": SEED,
 }
 

@@ -27,12 +27,15 @@ training, per epoch    ``epoch/<key>`` for every number of the epoch's ``metrics
                        (``train_elbo``, ``valid_elbo``, their ``recon`` / ``kl`` parts,
                        ``kl_weight``, ``lr``, ``skipped_batches``, ``seconds``) and
                        ``epoch/epoch``
-every N epochs         ``sample/piano_roll`` or ``sample/waveform`` (an image) and
-                       ``sample/audio`` (``tensorboard_every``; drawn with the run's seed, so
-                       the same noise shows what the model makes of it as it learns)
-tuning, per update     ``tune/reward/<term>``, ``tune/reward`` (total, weighted),
-                       ``tune/kl_per_step``, ``tune/objective``, ``tune/baseline``,
-                       ``tune/grad_norm``
+every N epochs         ``sample/piano_roll``, ``sample/waveform`` or ``sample/handwriting``
+                       (an image; ``sample/values`` for other data) and ``sample/audio``
+                       (music and speech) (``tensorboard_every``; drawn with the run's seed,
+                       so the same noise shows what the model makes of it as it learns)
+tuning, per update     ``tune/reward/<term>``, and ``tune/<key>`` for every other number of
+                       the update's ``tuning.jsonl`` line: ``tune/reward`` (total,
+                       weighted), ``tune/kl_per_step``, ``tune/objective``,
+                       ``tune/baseline``, ``tune/grad_norm``, ``tune/seconds`` and, with
+                       the data anchor, ``tune/data_elbo_per_step``
 =====================  =====================================================================
 
 What a sample looks and sounds like is drawn above this layer (:func:`srnn.sampling.sample_media`
@@ -76,8 +79,9 @@ def require() -> type:
 
 @dataclass(frozen=True)
 class SampleMedia:
-    """A model's sample as TensorBoard shows it: ``image`` (H, W, 3) uint8, a piano roll or a
-    waveform plot (``kind``: ``piano_roll``, ``waveform``, ``values``), and its sound, mono
+    """A model's sample as TensorBoard shows it: ``image`` (H, W, 3) uint8, a piano roll, a
+    waveform plot, a drawing or the values (``kind``: ``piano_roll``, ``waveform``,
+    ``handwriting``, ``values``), and its sound, mono
     samples in [-1, 1] at ``rate`` Hz (None where the data have none)."""
 
     kind: str
@@ -91,7 +95,7 @@ class SampleMedia:
 MediaRenderer = Callable[[SequenceModel, DataCard], SampleMedia]
 
 
-def _number(value: Any) -> float | None:
+def _as_finite_float(value: Any) -> float | None:
     """``value`` as a finite float (tensors included), or None for anything else."""
     if isinstance(value, torch.Tensor):
         value = value.detach().float().item() if value.numel() == 1 else None
@@ -133,7 +137,7 @@ class Board(NullBoard):
     def scalars(self, prefix: str, values: Mapping[str, Any], step: int) -> None:
         """``prefix/key`` for each finite number of ``values`` (None, NaN and text skipped)."""
         for key, value in values.items():
-            number = _number(value)
+            number = _as_finite_float(value)
             if number is not None:
                 self.writer.add_scalar(f"{prefix}/{key}", number, step)
 
@@ -148,11 +152,14 @@ class Board(NullBoard):
             self.writer.add_text("sample/caption", media.caption, step)
 
     def tuning(self, step: int, line: Mapping[str, Any]) -> None:
-        """A line of ``tuning.jsonl``: each reward term, the total, the KL estimate per step,
-        the objective, the baseline and the gradient norm, written to disk at once."""
+        """A line of ``tuning.jsonl``, written to disk at once: each reward term of its
+        ``rewards`` as ``tune/reward/<term>``, and ``tune/<key>`` for every other number of
+        the line (the total ``reward``, ``kl_per_step``, ``objective``, ``baseline``,
+        ``grad_norm``, ``seconds``, and ``data_elbo_per_step`` where the data anchor is on)
+        but ``update``, the step."""
         self.scalars("tune/reward", line.get("rewards", {}), step)
-        self.scalars("tune", {k: line.get(k) for k in ("reward", "kl_per_step", "objective",
-                                                        "baseline", "grad_norm")}, step)
+        self.scalars("tune", {k: v for k, v in line.items() if k not in ("rewards", "update")},
+                     step)
         self.writer.flush()  # an update takes seconds: a stopped tuning loses none
 
     def close(self) -> None:
